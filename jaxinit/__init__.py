@@ -1,0 +1,94 @@
+"""jaxinit: torch.nn.init for JAX.
+
+Every PyTorch initialization scheme as a pure, jit-compiled JAX initializer
+``(key, shape, dtype) -> Array`` with torch's semantics. Top-level builders use
+the torch layout ``(out, in, *kernel)``; :mod:`jaxinit.flax` has the same
+builders in the flax layout ``(*kernel, in, out)`` and the Flax tree tools.
+"""
+
+from typing import Any
+
+from jaxinit._src.layout import FLAX as FLAX
+from jaxinit._src.core import Initializer as Initializer
+from jaxinit._src.layout import Layout as Layout
+from jaxinit._src.layout import TORCH as TORCH
+from jaxinit._src.layout import calculate_correct_fan as calculate_correct_fan
+from jaxinit._src.layout import calculate_fan_in_and_fan_out as calculate_fan_in_and_fan_out
+from jaxinit._src.gain import calculate_gain as calculate_gain
+from jaxinit._src.schemes import constant as constant
+from jaxinit._src.variants import constant_ as constant_
+from jaxinit._src.schemes import dirac as dirac
+from jaxinit._src.variants import dirac_ as dirac_
+from jaxinit._src.schemes import eye as eye
+from jaxinit._src.variants import eye_ as eye_
+from jaxinit._src.schemes import kaiming_normal as kaiming_normal
+from jaxinit._src.variants import kaiming_normal_ as kaiming_normal_
+from jaxinit._src.schemes import kaiming_uniform as kaiming_uniform
+from jaxinit._src.variants import kaiming_uniform_ as kaiming_uniform_
+from jaxinit._src.schemes import normal as normal
+from jaxinit._src.variants import normal_ as normal_
+from jaxinit._src.schemes import ones as ones
+from jaxinit._src.variants import ones_ as ones_
+from jaxinit._src.schemes import orthogonal as orthogonal
+from jaxinit._src.variants import orthogonal_ as orthogonal_
+from jaxinit._src.schemes import sparse as sparse
+from jaxinit._src.variants import sparse_ as sparse_
+from jaxinit._src.schemes import trunc_normal as trunc_normal
+from jaxinit._src.variants import trunc_normal_ as trunc_normal_
+from jaxinit._src.schemes import uniform as uniform
+from jaxinit._src.variants import uniform_ as uniform_
+from jaxinit._src.schemes import xavier_normal as xavier_normal
+from jaxinit._src.variants import xavier_normal_ as xavier_normal_
+from jaxinit._src.schemes import xavier_uniform as xavier_uniform
+from jaxinit._src.variants import xavier_uniform_ as xavier_uniform_
+from jaxinit._src.schemes import zeros as zeros
+from jaxinit._src.variants import zeros_ as zeros_
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FLAX",
+    "Initializer",
+    "Layout",
+    "TORCH",
+    "calculate_correct_fan",
+    "calculate_fan_in_and_fan_out",
+    "calculate_gain",
+    "constant",
+    "constant_",
+    "dirac",
+    "dirac_",
+    "eye",
+    "eye_",
+    "kaiming_normal",
+    "kaiming_normal_",
+    "kaiming_uniform",
+    "kaiming_uniform_",
+    "normal",
+    "normal_",
+    "ones",
+    "ones_",
+    "orthogonal",
+    "orthogonal_",
+    "sparse",
+    "sparse_",
+    "trunc_normal",
+    "trunc_normal_",
+    "uniform",
+    "uniform_",
+    "xavier_normal",
+    "xavier_normal_",
+    "xavier_uniform",
+    "xavier_uniform_",
+    "zeros",
+    "zeros_",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # ``jaxinit.flax`` imports flax, an optional extra: load it on first use.
+    if name == "flax":
+        import importlib
+
+        return importlib.import_module("jaxinit.flax")
+    raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")

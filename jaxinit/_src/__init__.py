@@ -1,0 +1,1 @@
+"""Private implementation of jaxinit. Import from ``jaxinit`` instead."""

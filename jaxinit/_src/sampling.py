@@ -1,0 +1,206 @@
+"""Sampling kernels: one jitted function per distribution, hyperparameters traced.
+
+Every kernel takes ``(key, *traced, shape, dtype, layout)`` and returns an
+array of ``shape`` in (a dtype castable to) ``dtype``. 16-bit floats are
+sampled in float32; complex dtypes draw the real and imaginary parts
+independently, as torch does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr, ndtri
+
+from jaxinit._src.core import kernel, sample_dtype
+from jaxinit._src.layout import Layout, torch_order
+
+
+def _is_complex(dtype: np.dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.complexfloating))
+
+
+def _parts(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    """Sample shape: an extra trailing axis of 2 (real, imag) for complex dtypes."""
+    return (*shape, 2) if _is_complex(dtype) else shape
+
+
+def _combine(x: jax.Array, dtype: np.dtype) -> jax.Array:
+    if _is_complex(dtype):
+        return jax.lax.complex(x[..., 0], x[..., 1])
+    return x
+
+
+@kernel
+def uniform_kernel(key, low, high, *, shape, dtype, layout):
+    """U(low, high); complex: real and imaginary parts each U(low, high)."""
+    sd = sample_dtype(dtype)
+    x = jax.random.uniform(key, _parts(shape, dtype), sd, minval=low, maxval=high)
+    return _combine(x, dtype)
+
+
+@kernel
+def normal_kernel(key, mean, std, *, shape, dtype, layout):
+    """N(mean, std^2); complex: each part N(mean, std^2 / 2), as torch."""
+    sd = sample_dtype(dtype)
+    if _is_complex(dtype):
+        std = std / math.sqrt(2.0)
+    x = jax.random.normal(key, _parts(shape, dtype), sd) * std + mean
+    return _combine(x, dtype)
+
+
+def _open_uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    """Uniform on the open interval (0, 1): midpoints of a 2^-m grid, m = mantissa bits."""
+    if dtype == np.float64:
+        bits = jax.random.bits(key, shape, jnp.uint64)
+        return ((bits >> 11).astype(dtype) + 0.5) * 2.0**-53
+    bits = jax.random.bits(key, shape, jnp.uint32)
+    return ((bits >> 9).astype(dtype) + 0.5) * 2.0**-23
+
+
+@kernel
+def trunc_normal_kernel(key, mean, std, lower, upper, low, high, sign, *, shape, dtype, layout):
+    """N(mean, std^2) restricted to [low, high], by inverting the normal CDF.
+
+    ``lower``/``upper`` are the standardized bounds, reflected (``sign = -1``)
+    so that the interval leans to the left tail, where ``ndtr`` keeps full
+    relative precision: this samples far-tail intervals (say [8 std, 9 std])
+    correctly, where the ``erf`` form of ``jax.random.truncated_normal`` fails.
+    """
+    sd = sample_dtype(dtype)
+    lower = jnp.asarray(lower, sd)
+    upper = jnp.asarray(upper, sd)
+    p_lo, p_hi = ndtr(lower), ndtr(upper)
+    u = _open_uniform(key, shape, sd)
+    z = jnp.clip(ndtri(p_lo + u * (p_hi - p_lo)), lower, upper)
+    return jnp.clip(mean + (sign * std) * z, low, high)
+
+
+@kernel
+def constant_kernel(key, value, *, shape, dtype, layout):
+    """Every element ``value`` (already rounded to ``dtype`` on the host)."""
+    return jnp.full(shape, value, dtype)
+
+
+# ----------------------------------------------------------------------------
+# Structured schemes: computed in torch order (out, in, *receptive), then moved.
+
+
+def canonical_shape(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
+    """``shape`` as torch sees it: ``(prod(out), prod(in), *receptive)``."""
+    perm, out_axes, in_axes = torch_order(len(shape), layout)
+    receptive = perm[len(out_axes) + len(in_axes) :]
+    return (
+        math.prod(shape[a] for a in out_axes),
+        math.prod(shape[a] for a in in_axes),
+        *(shape[a] for a in receptive),
+    )
+
+
+def from_torch_order(x: jax.Array, shape: tuple[int, ...], layout: Layout) -> jax.Array:
+    """Moves a canonical torch-order array back into ``layout``'s axis order."""
+    perm, _, _ = torch_order(len(shape), layout)
+    x = x.reshape(tuple(shape[a] for a in perm))
+    if perm == tuple(range(len(shape))):
+        return x
+    return jnp.transpose(x, tuple(int(i) for i in np.argsort(perm)))
+
+
+@kernel
+def eye_kernel(key, *, shape, dtype, layout):
+    """torch.eye on the (out, in) matrix, moved to ``layout``."""
+    rows, cols = canonical_shape(shape, layout)
+    return from_torch_order(jnp.eye(rows, cols, dtype=dtype), shape, layout)
+
+
+@kernel
+def dirac_kernel(key, per_group, *, shape, dtype, layout):
+    """1 at ``[g*opg + d, d, k1//2, ...]`` for each group g and d < min(opg, in).
+
+    ``per_group`` (``opg``, out channels per group) is traced, so changing
+    ``groups`` does not recompile.
+    """
+    canon = canonical_shape(shape, layout)
+    out = jax.lax.broadcasted_iota(jnp.int32, canon, 0)
+    inp = jax.lax.broadcasted_iota(jnp.int32, canon, 1)
+    hit = inp == out % per_group
+    for axis, size in enumerate(canon[2:], start=2):
+        hit &= jax.lax.broadcasted_iota(jnp.int32, canon, axis) == size // 2
+    return from_torch_order(hit.astype(dtype), shape, layout)
+
+
+@kernel
+def orthogonal_kernel(key, gain, *, shape, dtype, layout):
+    """torch's orthogonal_: QR of a (rows=out, cols=rest) normal matrix, sign-fixed."""
+    canon = canonical_shape(shape, layout)
+    rows = canon[0]
+    cols = math.prod(canon) // rows
+    sd = sample_dtype(dtype)
+    flat = jax.random.normal(key, (rows, cols), sd)
+    if rows < cols:
+        flat = flat.T
+    q, r = jnp.linalg.qr(flat)
+    q = q * jnp.sign(jnp.diagonal(r))
+    if rows < cols:
+        q = q.T
+    return from_torch_order(q * gain, shape, layout)
+
+
+_KEY_BITS = 32  # width of the random selection keys
+
+
+def _kth_smallest(keys: jax.Array, k: jax.Array) -> jax.Array:
+    """Per column, the k-th smallest (1-based) of ``keys`` (uint32, (rows, cols)).
+
+    Radix select, most significant bit first: the answer is the largest ``t``
+    with ``#{keys < t} < k``. One compare-and-count pass per bit; no sort.
+    """
+    cols = keys.shape[1]
+
+    def step(i, prefix):
+        bit = jnp.left_shift(jnp.uint32(1), jnp.uint32(_KEY_BITS - 1) - i.astype(jnp.uint32))
+        cand = prefix | bit
+        below = jnp.sum(keys < cand, axis=0, dtype=jnp.int32)
+        return jnp.where(below < k, cand, prefix)
+
+    return jax.lax.fori_loop(0, _KEY_BITS, step, jnp.zeros((cols,), jnp.uint32))
+
+
+def sparse_mask(key: jax.Array, rows: int, cols: int, k: jax.Array) -> jax.Array:
+    """A (rows, cols) bool mask with exactly ``k`` True entries per column.
+
+    Each column's set is a uniformly random ``k``-subset of rows: the rows
+    holding the ``k`` smallest of iid uniform 32-bit keys (ties, which have
+    probability about ``rows / 2**32`` per column, go to the lower row index).
+    """
+    keys = jax.random.bits(key, (rows, cols), jnp.uint32)
+    threshold = _kth_smallest(keys, k)
+    below = keys < threshold
+    tie = keys == threshold
+    n_below = jnp.sum(below, axis=0, dtype=jnp.int32)
+    n_tie = jnp.sum(tie, axis=0, dtype=jnp.int32)
+    need = k - n_below  # how many of the tied keys to take, per column
+
+    def take_lowest_rows(_):
+        rank = jnp.cumsum(tie, axis=0, dtype=jnp.int32)
+        return below | (tie & (rank <= need))
+
+    return jax.lax.cond(
+        jnp.all(n_tie == need), lambda _: below | tie, take_lowest_rows, None
+    )
+
+
+@kernel
+def sparse_kernel(key, std, k, *, shape, dtype, layout):
+    """N(0, std^2), then ``k`` random rows zeroed in every column (torch order)."""
+    rows, cols = canonical_shape(shape, layout)
+    value_key, mask_key = jax.random.split(key)
+    sd = sample_dtype(dtype)
+    values = jax.random.normal(value_key, _parts((rows, cols), dtype), sd) * std
+    values = _combine(values, dtype)
+    zero = sparse_mask(mask_key, rows, cols, k)
+    out = jnp.where(zero, jnp.zeros((), values.dtype), values)
+    return from_torch_order(out, shape, layout)
