@@ -115,26 +115,38 @@ class Initializer:
         """
         dims = shape_of(shape)
         dt = resolve_dtype(self.name, dtype if dtype is not None else self.dtype, self._complex_ok)
-        layout = self.resolved_layout()
-        if self._random:
+        if self._random or key is not None:
             check_key(self.name, key)
-        elif key is not None:
-            check_key(self.name, key)
-        if self._check_shape is not None:
-            self._check_shape(dims, layout)
         if math.prod(dims) == 0:
+            if self._check_shape is not None:
+                self._check_shape(dims, self.resolved_layout())
             return _empty(dims, dt, out_sharding)
-        args = self._prepare(dims, layout, dt)
-        return self._kernel(
+        fn, args, layout = self.bind(dims, dt)
+        return fn(
             key if self._random else None,
             *args,
             shape=dims,
             dtype=dt,
-            # iid schemes only use the layout for fans (computed above): keep it
-            # out of their compile key.
-            layout=layout if self._structured else None,
+            layout=layout,
             out_sharding=out_sharding,
         )
+
+    def bind(self, shape: Sequence[int], dtype: Any = None) -> tuple[Kernel, Sequence[Any], Layout | None]:
+        """Validates ``shape``/``dtype`` and returns ``(kernel, traced_args, static_layout)``.
+
+        ``kernel(key, *traced_args, shape=, dtype=, layout=static_layout,
+        out_sharding=)`` draws the array. Used by the tree tools to batch
+        leaves that share a kernel and shape.
+        """
+        dims = shape_of(shape)
+        dt = resolve_dtype(self.name, dtype if dtype is not None else self.dtype, self._complex_ok)
+        layout = self.resolved_layout()
+        if self._check_shape is not None:
+            self._check_shape(dims, layout)
+        args = self._prepare(dims, layout, dt)
+        # iid schemes use the layout only for fans (computed above): keep it
+        # out of their compile key.
+        return self._kernel, args, layout if self._structured else None
 
 
 def _empty(shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> jax.Array:
@@ -196,9 +208,17 @@ def constrain(x: jax.Array, out_sharding: Any) -> jax.Array:
     """Puts ``x`` on ``out_sharding`` (inside jit: a sharding constraint)."""
     if out_sharding is None:
         return x
-    mesh = getattr(out_sharding, "mesh", None)
+    if isinstance(out_sharding, jax.sharding.Sharding):
+        mesh = getattr(out_sharding, "mesh", None)
+    else:  # a PartitionSpec: resolved against the mesh context (jax.set_mesh)
+        mesh = jax.sharding.get_abstract_mesh()
     axis_types = getattr(mesh, "axis_types", ())
     if any(t == jax.sharding.AxisType.Explicit for t in axis_types):
+        if isinstance(out_sharding, jax.sharding.Sharding):
+            # A concrete sharding carries its devices: device_put works with or
+            # without a mesh context (reshard needs one: jax.make_mesh's
+            # default axes are Explicit, and users rarely enter them).
+            return jax.device_put(x, out_sharding)
         return jax.sharding.reshard(x, out_sharding)
     return jax.lax.with_sharding_constraint(x, out_sharding)
 

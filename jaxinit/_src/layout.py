@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = [
     "FLAX",
@@ -16,7 +16,7 @@ __all__ = [
     "calculate_fan_in_and_fan_out",
 ]
 
-Axes = Union[int, tuple[int, ...]]
+Axes = int | tuple[int, ...]
 
 
 def _is_int(x: object) -> bool:
@@ -85,7 +85,7 @@ TORCH = Layout(in_axis=1, out_axis=0)
 FLAX = Layout(in_axis=-2, out_axis=-1)
 """Flax, Haiku and Keras kernels: ``(*kernel, in, out)``."""
 
-LayoutLike = Union[Layout, Literal["torch", "flax"]]
+LayoutLike = Layout | Literal["torch", "flax"]
 
 
 def as_layout(layout: LayoutLike | None, default: Layout = TORCH) -> Layout:

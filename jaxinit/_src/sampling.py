@@ -149,48 +149,60 @@ def orthogonal_kernel(key, gain, *, shape, dtype, layout):
     return from_torch_order(q * gain, shape, layout)
 
 
-_KEY_BITS = 32  # width of the random selection keys
+_FLOYD_CHUNK = 64  # Floyd steps whose random words are drawn in one batch
 
 
-def _kth_smallest(keys: jax.Array, k: jax.Array) -> jax.Array:
-    """Per column, the k-th smallest (1-based) of ``keys`` (uint32, (rows, cols)).
+def _mulhi(a: jax.Array, b: jax.Array) -> jax.Array:
+    """The high 32 bits of the 64-bit product of uint32 ``a`` and ``b``.
 
-    Radix select, most significant bit first: the answer is the largest ``t``
-    with ``#{keys < t} < k``. One compare-and-count pass per bit; no sort.
+    Computed from 16-bit halves in uint32 arithmetic (no x64 needed), so
+    ``_mulhi(u, n)`` with ``u`` uniform on ``[0, 2**32)`` is an integer on
+    ``[0, n)`` whose probabilities differ from ``1/n`` by at most ``n / 2**32``.
     """
-    cols = keys.shape[1]
-
-    def step(i, prefix):
-        bit = jnp.left_shift(jnp.uint32(1), jnp.uint32(_KEY_BITS - 1) - i.astype(jnp.uint32))
-        cand = prefix | bit
-        below = jnp.sum(keys < cand, axis=0, dtype=jnp.int32)
-        return jnp.where(below < k, cand, prefix)
-
-    return jax.lax.fori_loop(0, _KEY_BITS, step, jnp.zeros((cols,), jnp.uint32))
+    lo16, s16 = jnp.uint32(0xFFFF), jnp.uint32(16)
+    a0, a1 = a & lo16, a >> s16
+    b0, b1 = b & lo16, b >> s16
+    a0b1, a1b0 = a0 * b1, a1 * b0
+    mid = ((a0 * b0) >> s16) + (a0b1 & lo16) + (a1b0 & lo16)
+    return a1 * b1 + (a0b1 >> s16) + (a1b0 >> s16) + (mid >> s16)
 
 
 def sparse_mask(key: jax.Array, rows: int, cols: int, k: jax.Array) -> jax.Array:
     """A (rows, cols) bool mask with exactly ``k`` True entries per column.
 
-    Each column's set is a uniformly random ``k``-subset of rows: the rows
-    holding the ``k`` smallest of iid uniform 32-bit keys (ties, which have
-    probability about ``rows / 2**32`` per column, go to the lower row index).
+    Each column's set is a uniformly random ``k``-subset of its rows, drawn by
+    Floyd's algorithm (vectorized over columns): for ``j = rows - m, ...,
+    rows - 1`` draw ``t`` uniform on ``[0, j]`` and add ``t``, or ``j`` if ``t``
+    is already in. That is ``m`` steps of one gather and one scatter of
+    ``cols`` elements; ``m = min(k, rows - k)`` (for ``k > rows / 2`` the
+    complement is drawn), so it reads no ``(rows, cols)`` array of keys and
+    needs no sort and no selection passes. The counts are exact by
+    construction; each ``t`` comes from one 32-bit word (``_mulhi``), so the
+    subset probabilities are uniform to within a relative ``rows / 2**32``.
+
+    ``k`` is traced (an int32 scalar in ``[0, rows]``): changing it does not
+    recompile.
     """
-    keys = jax.random.bits(key, (rows, cols), jnp.uint32)
-    threshold = _kth_smallest(keys, k)
-    below = keys < threshold
-    tie = keys == threshold
-    n_below = jnp.sum(below, axis=0, dtype=jnp.int32)
-    n_tie = jnp.sum(tie, axis=0, dtype=jnp.int32)
-    need = k - n_below  # how many of the tied keys to take, per column
+    k = jnp.asarray(k, jnp.int32)
+    flip = k > rows - k
+    m = jnp.where(flip, rows - k, k)
+    col = jnp.arange(cols, dtype=jnp.int32)
 
-    def take_lowest_rows(_):
-        rank = jnp.cumsum(tie, axis=0, dtype=jnp.int32)
-        return below | (tie & (rank <= need))
+    def chunk(c, mask):
+        first = c * _FLOYD_CHUNK
+        words = jax.random.bits(jax.random.fold_in(key, c), (_FLOYD_CHUNK, cols), jnp.uint32)
 
-    return jax.lax.cond(
-        jnp.all(n_tie == need), lambda _: below | tie, take_lowest_rows, None
-    )
+        def step(i, mask):
+            j = rows - m + first + i  # draw t uniform on [0, j]
+            t = _mulhi(words[i], (j + 1).astype(jnp.uint32)).astype(jnp.int32)
+            t = jnp.where(mask[t, col], j, t)
+            return mask.at[t, col].set(True, unique_indices=True, mode="promise_in_bounds")
+
+        return jax.lax.fori_loop(0, jnp.minimum(_FLOYD_CHUNK, m - first), step, mask)
+
+    n_chunks = (m + _FLOYD_CHUNK - 1) // _FLOYD_CHUNK
+    mask = jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((rows, cols), jnp.bool_))
+    return mask ^ flip
 
 
 @kernel

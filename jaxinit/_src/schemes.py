@@ -108,7 +108,7 @@ def uniform(a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None,
     b = real("uniform", "b", b)
     if a > b:
         raise ValueError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
-    return _make("uniform", {"a": a, "b": b}, lambda s, l, d: (a, b), sampling.uniform_kernel,
+    return _make("uniform", {"a": a, "b": b}, lambda shape, lay, dt: (a, b), sampling.uniform_kernel,
                  layout=layout, dtype=dtype)
 
 
@@ -138,7 +138,7 @@ def normal(mean: float = 0.0, std: float = 1.0, *, layout: LayoutLike | None = N
     std = real("normal", "std", std)
     if std < 0:
         raise ValueError(f"normal expects std >= 0.0, but found std {std}")
-    return _make("normal", {"mean": mean, "std": std}, lambda s, l, d: (mean, std),
+    return _make("normal", {"mean": mean, "std": std}, lambda shape, lay, dt: (mean, std),
                  sampling.normal_kernel, layout=layout, dtype=dtype)
 
 
@@ -194,7 +194,7 @@ def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float 
     lower, upper = sorted((sign * lower, sign * upper))
     args = (mean, std, lower, upper, a, b, sign)
     return _make("trunc_normal", {"mean": mean, "std": std, "a": a, "b": b},
-                 lambda s, l, d: args, sampling.trunc_normal_kernel, layout=layout, dtype=dtype,
+                 lambda shape, lay, dt: args, sampling.trunc_normal_kernel, layout=layout, dtype=dtype,
                  complex_ok=False)
 
 
@@ -276,7 +276,7 @@ def eye(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
     Array([[1., 0., 0.],
            [0., 1., 0.]], dtype=float32)
     """
-    return _make("eye", {}, lambda s, l, d: (), sampling.eye_kernel, layout=layout, dtype=dtype,
+    return _make("eye", {}, lambda shape, lay, dt: (), sampling.eye_kernel, layout=layout, dtype=dtype,
                  check_shape=_check_eye, random=False, structured=True)
 
 
@@ -488,7 +488,7 @@ def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "le
     a, mode, nonlinearity = _kaiming_args("kaiming_normal", a, mode, nonlinearity)
     std = _kaiming_std("kaiming_normal", a, mode, nonlinearity)
     return _make("kaiming_normal", {"a": a, "mode": mode, "nonlinearity": nonlinearity},
-                 lambda s, l, d: (0.0, std(s, l)), sampling.normal_kernel, layout=layout,
+                 lambda shape, lay, dt: (0.0, std(shape, lay)), sampling.normal_kernel, layout=layout,
                  dtype=dtype, check_shape=_needs_2d_or_more("kaiming_normal"))
 
 
@@ -528,7 +528,7 @@ def orthogonal(gain: float = 1.0, *, layout: LayoutLike | None = None,
             )
         lay.axes(len(shape))
 
-    return _make("orthogonal", {"gain": gain}, lambda s, l, d: (gain,), sampling.orthogonal_kernel,
+    return _make("orthogonal", {"gain": gain}, lambda shape, lay, dt: (gain,), sampling.orthogonal_kernel,
                  layout=layout, dtype=dtype, check_shape=check, complex_ok=False,
                  structured=True)
 

@@ -7,7 +7,7 @@ flax variants change only the default layout, and every ``X_`` comes from
 
 from __future__ import annotations
 
-from jaxinit._src import schemes
+from jaxinit._src import schemes, torch_defaults
 from jaxinit._src.core import with_default_layout
 from jaxinit._src.inplace import make_inplace
 from jaxinit._src.layout import FLAX
@@ -60,3 +60,25 @@ flax_kaiming_uniform_ = make_inplace(flax_kaiming_uniform, _F)
 flax_kaiming_normal_ = make_inplace(flax_kaiming_normal, _F)
 flax_orthogonal_ = make_inplace(flax_orthogonal, _F)
 flax_sparse_ = make_inplace(flax_sparse, _F)
+
+# torch layer defaults, flax layout ---------------------------------------------------
+flax_torch_linear_weight = with_default_layout(torch_defaults.torch_linear_weight, FLAX, _F)
+flax_torch_linear_bias = with_default_layout(torch_defaults.torch_linear_bias, FLAX, _F)
+flax_torch_embedding = with_default_layout(torch_defaults.torch_embedding, FLAX, _F)
+flax_torch_rnn = with_default_layout(torch_defaults.torch_rnn, FLAX, _F)
+flax_torch_mha_in_proj = with_default_layout(torch_defaults.torch_mha_in_proj, FLAX, _F)
+
+
+def flax_torch_conv_transpose_weight(*, layout=None, dtype=None):
+    """torch's ConvTranspose weight default for a flax ``(*k, in, out)`` kernel.
+
+    See :func:`jaxinit.torch_conv_transpose_weight`; with the default layout
+    ``Layout(in_axis=-1, out_axis=-2)``, torch's "fan_in" is ``out * prod(k)``.
+    """
+    return torch_defaults.torch_conv_transpose_weight(
+        layout=layout if layout is not None else torch_defaults.CONV_TRANSPOSE_FLAX, dtype=dtype
+    )
+
+
+flax_torch_conv_transpose_weight.__module__ = _F
+flax_torch_conv_transpose_weight.__name__ = "torch_conv_transpose_weight"
