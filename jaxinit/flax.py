@@ -45,8 +45,8 @@ from jaxinit._src.variants import flax_zeros as zeros
 from jaxinit._src.variants import flax_zeros_ as zeros_
 
 __all__ = [
-    "TORCH_DEFAULTS",
     "Rule",
+    "TORCH_DEFAULTS",
     "constant",
     "constant_",
     "dirac",

@@ -1,0 +1,185 @@
+"""Whole-model init: a GPT-2-small-shaped model in Flax (jaxinit) vs torch, cold processes.
+
+Each measurement runs in a fresh Python process (imports excluded from the
+timed region, compile included), as a user starting a training script would:
+
+    python benchmarks/whole_model.py            # the table
+    python benchmarks/whole_model.py --json out.json
+
+Cases:
+  torch          build the torch model (its default init), CPU
+  jaxinit        jaxinit.flax.init(model, key, x, rules=TORCH_DEFAULTS), cold
+  jaxinit-warm   the same call again in the same process
+  flax-jit       jax.jit(model.init)(key, x), cold (flax's own defaults)
+  flax-eager     model.init(key, x), cold
+  raw            jax.random.normal for as many values as the model has, jitted, cold
+  reinit-donate  peak RSS of jaxinit.flax.reinit(variables, ..., donate=True) vs donate=False
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+VOCAB, WIDTH, DEPTH, HEADS, HIDDEN = 32000, 768, 12, 12, 3072
+
+
+def _flax_model():
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.LayerNorm()(x)
+            x = x + nn.MultiHeadDotProductAttention(num_heads=HEADS)(h, h)
+            h = nn.LayerNorm()(x)
+            return x + nn.Dense(WIDTH)(nn.gelu(nn.Dense(HIDDEN)(h)))
+
+    class GPT(nn.Module):
+        @nn.compact
+        def __call__(self, tokens):
+            x = nn.Embed(VOCAB, WIDTH)(tokens)
+            for _ in range(DEPTH):
+                x = Block()(x)
+            return nn.Dense(VOCAB)(nn.LayerNorm()(x))
+
+    return GPT()
+
+
+def _torch_model():
+    import torch.nn as tnn
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = tnn.LayerNorm(WIDTH), tnn.LayerNorm(WIDTH)
+            self.attn = tnn.MultiheadAttention(WIDTH, HEADS, batch_first=True)
+            self.fc1, self.fc2 = tnn.Linear(WIDTH, HIDDEN), tnn.Linear(HIDDEN, WIDTH)
+
+    class GPT(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = tnn.Embedding(VOCAB, WIDTH)
+            self.blocks = tnn.ModuleList(Block() for _ in range(DEPTH))
+            self.ln, self.head = tnn.LayerNorm(WIDTH), tnn.Linear(WIDTH, VOCAB)
+
+    return GPT()
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _case(name: str) -> dict:
+    """Runs in the child process."""
+    out: dict = {"case": name}
+    if name == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+        t = time.perf_counter()
+        model = _torch_model()
+        out["seconds"] = time.perf_counter() - t
+        out["params"] = sum(p.numel() for p in model.parameters())
+        return out
+    import jax
+    import jax.numpy as jnp
+
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiles.append(secs)
+        if event == "/jax/core/compile/backend_compile_duration" else None
+    )
+    import jaxinit
+    import jaxinit.flax
+
+    model = _flax_model()
+    x = jnp.zeros((1, 8), jnp.int32)
+    key = jax.random.key(0)
+    if name == "raw":
+        n = 134_000_000
+        t = time.perf_counter()
+        jax.jit(lambda k: jax.random.normal(k, (n,)))(key).block_until_ready()
+        out["seconds"] = time.perf_counter() - t
+        t = time.perf_counter()
+        jax.jit(lambda k: jax.random.normal(k, (n,)))(key).block_until_ready()
+        out["warm_seconds"] = time.perf_counter() - t
+        return out
+    if name == "jaxinit":
+        t = time.perf_counter()
+        v = jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)
+        jax.block_until_ready(v)
+        out["seconds"] = time.perf_counter() - t
+        out["compiles"] = len(compiles)
+        out["compile_seconds"] = sum(compiles)
+        out["params"] = sum(a.size for a in jax.tree_util.tree_leaves(v))
+        t = time.perf_counter()
+        jax.block_until_ready(jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS))
+        out["warm_seconds"] = time.perf_counter() - t
+        return out
+    if name == "flax-jit":
+        t = time.perf_counter()
+        jax.block_until_ready(jax.jit(model.init)(key, x))
+        out["seconds"] = time.perf_counter() - t
+        out["compile_seconds"] = sum(compiles)
+        return out
+    if name == "flax-eager":
+        t = time.perf_counter()
+        jax.block_until_ready(model.init(key, x))
+        out["seconds"] = time.perf_counter() - t
+        return out
+    if name.startswith("reinit"):
+        donate = name == "reinit-donate"
+        v = jax.jit(model.init)(key, x)
+        jax.block_until_ready(v)
+        before = _rss_mb()
+        nbytes = sum(a.nbytes for a in jax.tree_util.tree_leaves(v))
+        v = jaxinit.flax.reinit(v, jaxinit.flax.TORCH_DEFAULTS, key=key, model=model, args=(x,),
+                                donate=donate)
+        jax.block_until_ready(v)
+        out["param_mb"] = nbytes / 2**20
+        out["rss_before_mb"] = before
+        out["peak_rss_mb"] = _rss_mb()
+        return out
+    raise SystemExit(f"unknown case {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--repeat", type=int, default=2, help="cold runs per case (min is kept)")
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(_case(args.case)))
+        return
+    results = {}
+    for case in ["torch", "jaxinit", "flax-jit", "flax-eager", "raw", "reinit-donate", "reinit-copy"]:
+        runs = []
+        for _ in range(args.repeat if not case.startswith("reinit") else 1):
+            proc = subprocess.run([sys.executable, __file__, "--case", case], capture_output=True,
+                                  text=True, check=True)
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        results[case] = min(runs, key=lambda r: r.get("seconds", 0))
+        print(case, json.dumps(results[case]), flush=True)
+    t, j = results["torch"]["seconds"], results["jaxinit"]["seconds"]
+    print(f"\njaxinit.flax.init cold / torch: {j:.2f} s / {t:.2f} s = {j / t:.2f}x (goal <= 3x)")
+    print(f"  compiles: {results['jaxinit']['compiles']}, backend compile {results['jaxinit']['compile_seconds']:.2f} s")
+    print(f"jaxinit warm / raw warm sampling: {results['jaxinit']['warm_seconds']:.2f} s / "
+          f"{results['raw']['warm_seconds']:.2f} s = {results['jaxinit']['warm_seconds'] / results['raw']['warm_seconds']:.2f}x (goal <= 1.2x)")
+    for case in ("reinit-donate", "reinit-copy"):
+        r = results[case]
+        print(f"{case}: params {r['param_mb']:.0f} MiB, RSS before {r['rss_before_mb']:.0f} MiB, "
+              f"peak {r['peak_rss_mb']:.0f} MiB, growth {(r['peak_rss_mb'] - r['rss_before_mb']) / r['param_mb']:.2f}x params")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

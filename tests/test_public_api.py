@@ -1,0 +1,83 @@
+"""The public surface: exactly what __all__ says, re-exported from jaxinit._src."""
+
+import inspect
+import subprocess
+import sys
+import types
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxinit
+import jaxinit.flax
+
+SCHEMES = [
+    "uniform", "normal", "trunc_normal", "constant", "ones", "zeros", "eye", "dirac",
+    "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
+]
+TORCH_DEFAULT_BUILDERS = [
+    "torch_linear_weight", "torch_linear_bias", "torch_conv_transpose_weight",
+    "torch_embedding", "torch_rnn", "torch_mha_in_proj",
+]
+
+
+def _public(module: types.ModuleType) -> set[str]:
+    return {
+        n for n, v in vars(module).items()
+        if not n.startswith("_") and not isinstance(v, types.ModuleType) and n != "annotations"
+    }
+
+
+@pytest.mark.parametrize("module", [jaxinit, jaxinit.flax], ids=["jaxinit", "jaxinit.flax"])
+def test_all_is_sorted_and_exactly_the_public_surface(module):
+    assert list(module.__all__) == sorted(module.__all__)
+    assert set(module.__all__) == _public(module) - {"Any", "__version__"}
+
+
+def test_every_scheme_has_builder_and_helper_in_both_namespaces():
+    for ns in (jaxinit, jaxinit.flax):
+        for name in SCHEMES + TORCH_DEFAULT_BUILDERS:
+            assert callable(getattr(ns, name)), (ns, name)
+        for name in SCHEMES:
+            assert callable(getattr(ns, name + "_")), (ns, name)
+    for name in ("calculate_gain", "calculate_fan_in_and_fan_out", "calculate_correct_fan",
+                 "Layout", "TORCH", "FLAX", "reinit", "Rule", "stable_hash"):
+        assert hasattr(jaxinit, name)
+    for name in ("reinit", "init", "TORCH_DEFAULTS"):
+        assert hasattr(jaxinit.flax, name)
+
+
+def test_builders_keep_torch_parameter_names_order_and_defaults():
+    torch_init = pytest.importorskip("torch.nn.init")
+    for name in SCHEMES:
+        ours = inspect.signature(getattr(jaxinit, name)).parameters
+        theirs = inspect.signature(getattr(torch_init, name + "_")).parameters
+        expected = [(p.name, p.default) for p in theirs.values()
+                    if p.name not in ("tensor", "generator")]
+        got = [(p.name, p.default) for p in ours.values()
+               if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        assert [n for n, _ in got] == [n for n, _ in expected], name
+        assert [d for _, d in got] == [d for _, d in expected], name
+        assert {"layout", "dtype"} <= set(ours), name
+
+
+def test_builders_satisfy_the_jax_initializer_protocol():
+    for name in ["uniform", "kaiming_normal", "orthogonal", "eye"]:
+        init = getattr(jaxinit, name)()
+        assert isinstance(init, jax.nn.initializers.Initializer)
+        assert init(jax.random.key(0), (4, 4), jnp.float32, None).shape == (4, 4)
+
+
+def test_importing_jaxinit_does_not_import_flax():
+    code = "import sys, jaxinit; assert 'flax' not in sys.modules, 'flax imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_modules_only_reexport():
+    for module in (jaxinit, jaxinit.flax):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            origin = getattr(obj, "__module__", None) or ""
+            if callable(obj) and not isinstance(obj, type):
+                assert origin.startswith("jaxinit"), (name, origin)
