@@ -214,12 +214,13 @@ def reinit(
 def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True, **kwargs: Any) -> Any:
     """``model.init(key, *args, **kwargs)`` with the rules applied, in one compiled program.
 
-    The drop-in for ``model.init``: module classes are learned by tracing the
-    model abstractly (``flax.linen.intercept_methods``), then one jitted
-    program draws every selected leaf (leaves sharing a scheme and shape in
-    one vmapped kernel) and, only if some leaf is left unselected, runs
-    ``model.init`` for the rest; XLA drops the default init of the replaced
-    leaves, so it is never materialized. ``batch_stats`` and the other
+    The drop-in for ``model.init``: module classes and shapes are learned by
+    tracing the model abstractly (``flax.linen.intercept_methods``, nothing is
+    computed), then every selected leaf is drawn by its scheme's compiled
+    kernel, one executable per distinct (scheme, shape, dtype), cached across
+    calls, so twelve identical blocks compile like one. Only if some leaf is
+    left unselected is ``model.init`` compiled, for those leaves alone (XLA
+    drops the default init of the replaced ones, which is never materialized). ``batch_stats`` and the other
     collections come back as ``model.init`` returns them.
 
     The result equals ``jaxinit.flax.reinit(model.init(key, *args), rules,
@@ -257,22 +258,22 @@ def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True
     abstract, modules = _record_modules(model, key, args, kwargs)
     boxed, treedef, records, indices = _linen_leaves(abstract, modules, collections=True)
     jobs = plan(records, rules_t, FLAX, strict)
-    covered = len(jobs) == len(boxed)
-
-    def program(k: Any, dyn: Sequence[Any]) -> Any:
-        new = draw(_params_key(k), jobs)
-        if covered:
-            leaves = list(boxed)
-        else:
+    replaced = {indices[j.index] for j in jobs}
+    leaves = list(boxed)
+    rest = [i for i in range(len(boxed)) if i not in replaced]
+    if rest:
+        # model.init for the leaves no rule selects; XLA drops the rest of it.
+        def init_rest(k: Any, dyn: Sequence[Any]) -> list[Any]:
             a, kw = rebuild(dyn)
-            full = model.init(k, *a, **kw)
-            leaves = jax.tree_util.tree_flatten(full, is_leaf=_is_box)[0]
-        for job, x in zip(jobs, new):
-            i = indices[job.index]
-            leaves[i] = _rebox(leaves[i], x)
-        return jax.tree_util.tree_unflatten(treedef, leaves)
+            full = jax.tree_util.tree_flatten(model.init(k, *a, **kw), is_leaf=_is_box)[0]
+            return [full[i] for i in rest]
 
-    return jax.jit(program)(key, [flat_in[i] for i in dynamic])
+        for i, x in zip(rest, jax.jit(init_rest)(key, [flat_in[i] for i in dynamic])):
+            leaves[i] = x
+    for job, x in zip(jobs, draw(_params_key(key), jobs)):
+        i = indices[job.index]
+        leaves[i] = _rebox(leaves[i], x)
+    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def _unused(*_: Any) -> None:  # keep linters quiet about re-exported helper types

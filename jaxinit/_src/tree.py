@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -308,87 +309,79 @@ def plan(
 
 
 # ----------------------------------------------------------------------------
-# Drawing: one compiled program, one vmapped kernel per (scheme, shape, dtype)
+# Drawing: one cached executable per (scheme, shape, dtype, layout, sharding)
+#
+# Each leaf is drawn by its scheme's kernel, jitted with the shape static and
+# the hyperparameters and the path hash traced, so a model of twelve
+# identical blocks compiles each distinct (scheme, shape) once, and a later
+# model with the same shapes compiles nothing. (One XLA program returning
+# every leaf would compile one output fusion per leaf: on CPU that costs
+# about as much as the sampling itself.) Inside a caller's jit the same
+# calls simply become part of the caller's program.
 
 
-@dataclasses.dataclass(frozen=True)
-class _Group:
-    """Static description of leaves drawn together."""
-
-    fn: Any  # a jaxinit kernel, or a plain initializer callable
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    layout: Any
-    random: bool
-    jaxinit: bool
-    size: int
+@functools.partial(jax.jit, static_argnames=("fn", "shape", "dtype", "layout", "out_sharding"))
+def _draw_leaf(key, path_hash, *args, fn, shape, dtype, layout, out_sharding):
+    leaf = jax.random.fold_in(key, path_hash)
+    return fn(leaf, *args, shape=shape, dtype=dtype, layout=layout, out_sharding=out_sharding)
 
 
-def _bind(job: Job) -> tuple[Any, tuple[Any, ...], Layout | None, bool, bool]:
-    """(fn, traced args, layout, random, is_jaxinit) for a job."""
+def _drawer(job: Job) -> Callable[[jax.Array], jax.Array]:
+    """A function of the base key that draws ``job``'s array."""
     init = job.init
-    if isinstance(init, Initializer) and not any(d == 0 for d in job.shape):
+    h = np.uint32(stable_hash(job.path))
+    if isinstance(init, Initializer) and all(d > 0 for d in job.shape):
         fn, args, layout = init.bind(job.shape, job.dtype)
-        return fn, tuple(args), layout, init.is_random, True
-    return init, (), None, True, False
+        statics = dict(fn=fn, shape=job.shape, dtype=job.dtype, layout=layout,
+                       out_sharding=job.sharding)
+        if not init.is_random:
+            return lambda key: fn(None, *args, **{k: v for k, v in statics.items() if k != "fn"})
+        return lambda key: _draw_leaf(key, h, *args, **statics)
+    if isinstance(init, Initializer):
+        return lambda key: init(jax.random.fold_in(key, h), job.shape, job.dtype, job.sharding)
+
+    def plain(key: jax.Array) -> jax.Array:
+        x = init(jax.random.fold_in(key, h), job.shape, job.dtype)
+        if job.sharding is not None and not isinstance(x, jax.core.Tracer):
+            x = jax.device_put(x, job.sharding)
+        return x
+
+    return plain
 
 
-def _draw_group(group: _Group, key: jax.Array, hashes: jax.Array, args: Sequence[jax.Array]) -> jax.Array:
-    keys = jax.vmap(lambda h: jax.random.fold_in(key, h))(hashes)
-    if not group.jaxinit:
-        return jax.vmap(lambda k: group.fn(k, group.shape, group.dtype))(keys)
-    statics = dict(shape=group.shape, dtype=group.dtype, layout=group.layout, out_sharding=None)
-    if group.random:
-        return jax.vmap(lambda k, *a: group.fn(k, *a, **statics))(keys, *args)
-    if not args:
-        one = group.fn(None, **statics)
-        return jnp.broadcast_to(one, (group.size, *one.shape))
-    return jax.vmap(lambda *a: group.fn(None, *a, **statics))(*args)
-
-
-def _draw(key, hashes, args, donated, *, groups, shardings):
-    del donated  # only donated so XLA may reuse the old buffers for the new leaves
-    out = []
-    for group, h, a in zip(groups, hashes, args):
-        batch = _draw_group(group, key, h, a)
-        out.extend(batch[i] for i in range(group.size))
-    return [x if s is None else jax.lax.with_sharding_constraint(x, s) for x, s in zip(out, shardings)]
-
-
-_draw_jit = jax.jit(_draw, static_argnames=("groups", "shardings"))
-_draw_jit_donate = jax.jit(_draw, static_argnames=("groups", "shardings"), donate_argnums=(3,))
+def _check(job: Job, shape: Sequence[int], dtype: Any) -> None:
+    if tuple(shape) != job.shape or np.dtype(dtype) != job.dtype:
+        raise ValueError(
+            f"rule {job.rule} ({job.init!r}) returns shape {tuple(shape)} and dtype {dtype} "
+            f"for {job.path!r}, which is {job.shape} {job.dtype}; the target was left untouched"
+        )
 
 
 def draw(key: jax.Array, jobs: Sequence[Job], donated: Sequence[Any] = ()) -> list[jax.Array]:
-    """Draws every job's array in one compiled program; returns them in job order."""
+    """Draws every job's array; returns them in job order.
+
+    Every job is first checked abstractly (``jax.eval_shape``: right shape and
+    dtype, no error), so a bad rule raises before anything is drawn or
+    donated. With ``donated`` (the old arrays, one per job), each old array is
+    deleted just before its replacement is drawn, so peak memory stays near
+    one copy of the parameters plus the largest leaf.
+    """
     check_key("reinit", key)
-    grouped: dict[Any, list[tuple[Job, tuple[Any, ...]]]] = {}
-    for job in jobs:
-        fn, args, layout, random, is_jaxinit = _bind(job)
-        gkey = (fn, job.shape, job.dtype, layout, random, is_jaxinit)
-        grouped.setdefault(gkey, []).append((job, args))
-    groups, hashes, args, order = [], [], [], []
-    for (fn, shape, dtype, layout, random, is_jaxinit), members in grouped.items():
-        groups.append(_Group(fn, shape, dtype, layout, random, is_jaxinit, len(members)))
-        hashes.append(jnp.asarray([stable_hash(j.path) for j, _ in members], jnp.uint32))
-        n_args = len(members[0][1])
-        args.append(
-            tuple(jnp.stack([jnp.asarray(a[i]) for _, a in members]) for i in range(n_args))
-        )
-        order.extend(j for j, _ in members)
-    shardings = tuple(j.sharding for j in order)
-    run = _draw_jit_donate if donated else _draw_jit
-    flat = run(key, hashes, args, list(donated), groups=tuple(groups), shardings=shardings)
-    by_job = {id(j): x for j, x in zip(order, flat)}
-    out = [by_job[id(j)] for j in jobs]
-    for job, x in zip(jobs, out):
-        if tuple(x.shape) != job.shape or np.dtype(x.dtype) != job.dtype:
-            raise ValueError(
-                f"rule {job.rule} ({job.init!r}) returned shape {tuple(x.shape)} and dtype "
-                f"{x.dtype} for {job.path!r}, which is {job.shape} {job.dtype}; the target "
-                "was left untouched"
-            )
-    return out
+    drawers = [_drawer(job) for job in jobs]
+    for job, fn in zip(jobs, drawers):
+        try:
+            out = jax.eval_shape(fn, key)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"rule {job.rule} ({job.init!r}) on {job.path!r}: {e}") from e
+        _check(job, out.shape, out.dtype)
+    new = []
+    for i, fn in enumerate(drawers):
+        if donated:
+            old = donated[i]
+            if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
+                old.delete()
+        new.append(fn(key))
+    return new
 
 
 # ----------------------------------------------------------------------------
