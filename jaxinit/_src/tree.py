@@ -360,20 +360,28 @@ def _check(job: Job, shape: Sequence[int], dtype: Any) -> None:
 def draw(key: jax.Array, jobs: Sequence[Job], donated: Sequence[Any] = ()) -> list[jax.Array]:
     """Draws every job's array; returns them in job order.
 
-    Every job is first checked abstractly (``jax.eval_shape``: right shape and
-    dtype, no error), so a bad rule raises before anything is drawn or
-    donated. With ``donated`` (the old arrays, one per job), each old array is
+    Every job is checked before anything is drawn or donated: jaxinit
+    initializers validate the shape and dtype when bound, other callables are
+    traced abstractly (``jax.eval_shape``) and must give the leaf's shape and
+    dtype, so a bad rule raises and the target is left untouched. With ``donated`` (the old arrays, one per job), each old array is
     deleted just before its replacement is drawn, so peak memory stays near
     one copy of the parameters plus the largest leaf.
     """
     check_key("reinit", key)
-    drawers = [_drawer(job) for job in jobs]
-    for job, fn in zip(jobs, drawers):
+    drawers = []
+    for job in jobs:
         try:
-            out = jax.eval_shape(fn, key)
+            fn = _drawer(job)  # a jaxinit initializer validates shape and dtype here
+            if not isinstance(job.init, Initializer):
+                out = jax.eval_shape(fn, key)
+                _check(job, out.shape, out.dtype)
         except (ValueError, TypeError) as e:
-            raise type(e)(f"rule {job.rule} ({job.init!r}) on {job.path!r}: {e}") from e
-        _check(job, out.shape, out.dtype)
+            if "the target was left untouched" in str(e):
+                raise
+            raise type(e)(
+                f"rule {job.rule} ({job.init!r}) on {job.path!r}: {e}; the target was left untouched"
+            ) from e
+        drawers.append(fn)
     new = []
     for i, fn in enumerate(drawers):
         if donated:
