@@ -61,11 +61,12 @@ class Initializer:
     layout: Layout | None = None
     default_layout: Layout = TORCH
     dtype: Any = None
+    namespace: str = dataclasses.field(repr=False, default="jaxinit")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
         layout = f", layout={self.layout!r}" if self.layout is not None else ""
-        return f"jaxinit.{self.name}({args}{layout})"
+        return f"{self.namespace}.{self.name}({args}{layout})"
 
     @property
     def is_random(self) -> bool:
@@ -235,8 +236,7 @@ def kernel(fn: Callable[..., jax.Array]) -> Kernel:
         out = fn(key, *args, shape=shape, dtype=dtype, layout=layout)
         return constrain(out.astype(dtype), out_sharding)
 
-    run.__name__ = f"jaxinit_{fn.__name__.lstrip('_')}"
-    run.__qualname__ = run.__name__
+    run.__name__ = run.__qualname__ = f"jaxinit_{fn.__name__.lstrip('_')}"  # type: ignore[attr-defined]
     return run
 
 
@@ -300,7 +300,7 @@ def with_default_layout(build: Callable[..., Initializer], layout: Layout, modul
 
     @functools.wraps(build)
     def wrapped(*args: Any, **kwargs: Any) -> Initializer:
-        return dataclasses.replace(build(*args, **kwargs), default_layout=layout)
+        return dataclasses.replace(build(*args, **kwargs), default_layout=layout, namespace=module)
 
     wrapped.__module__ = module
     return wrapped

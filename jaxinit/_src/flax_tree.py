@@ -211,6 +211,42 @@ def reinit(
     return _linen_reinit(target, rules_t, key, strict, donate, model, tuple(args), dict(kwargs or {}))
 
 
+_INIT_REST_CACHE: dict[Any, Any] = {}
+_INIT_REST_CACHE_SIZE = 16
+
+
+def _init_rest(model: nn.Module, in_tree: Any, static: tuple[Any, ...], rest: tuple[int, ...]) -> Any:
+    """A jitted ``model.init`` returning only the leaves ``rest``, cached per model and call.
+
+    Linen modules are not hashable, so the cache is keyed by identity (and
+    holds the model, so the identity stays valid).
+    """
+    try:
+        cache_key = (id(model), in_tree, static, rest)
+        hash(cache_key)
+    except TypeError:
+        cache_key = None
+    hit = _INIT_REST_CACHE.get(cache_key) if cache_key is not None else None
+    if hit is not None and hit[0] is model:
+        return hit[1]
+
+    def run(k: Any, dyn: Sequence[Any]) -> list[Any]:
+        leaves = list(static)
+        slots = [i for i, x in enumerate(static) if x is None]
+        for i, x in zip(slots, dyn):
+            leaves[i] = x
+        a, kw = jax.tree_util.tree_unflatten(in_tree, leaves)
+        full = jax.tree_util.tree_flatten(model.init(k, *a, **kw), is_leaf=_is_box)[0]
+        return [full[i] for i in rest]
+
+    jitted = jax.jit(run)
+    if cache_key is not None:
+        if len(_INIT_REST_CACHE) >= _INIT_REST_CACHE_SIZE:
+            _INIT_REST_CACHE.pop(next(iter(_INIT_REST_CACHE)))
+        _INIT_REST_CACHE[cache_key] = (model, jitted)
+    return jitted
+
+
 def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True, **kwargs: Any) -> Any:
     """``model.init(key, *args, **kwargs)`` with the rules applied, in one compiled program.
 
@@ -249,12 +285,6 @@ def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True
     flat_in, in_tree = jax.tree_util.tree_flatten((args, kwargs))
     dynamic = [i for i, x in enumerate(flat_in) if isinstance(x, jax.Array | np.ndarray)]
 
-    def rebuild(dyn: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        leaves = list(flat_in)
-        for i, x in zip(dynamic, dyn):
-            leaves[i] = x
-        return jax.tree_util.tree_unflatten(in_tree, leaves)
-
     abstract, modules = _record_modules(model, key, args, kwargs)
     boxed, treedef, records, indices = _linen_leaves(abstract, modules, collections=True)
     jobs = plan(records, rules_t, FLAX, strict)
@@ -263,12 +293,8 @@ def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True
     rest = [i for i in range(len(boxed)) if i not in replaced]
     if rest:
         # model.init for the leaves no rule selects; XLA drops the rest of it.
-        def init_rest(k: Any, dyn: Sequence[Any]) -> list[Any]:
-            a, kw = rebuild(dyn)
-            full = jax.tree_util.tree_flatten(model.init(k, *a, **kw), is_leaf=_is_box)[0]
-            return [full[i] for i in rest]
-
-        for i, x in zip(rest, jax.jit(init_rest)(key, [flat_in[i] for i in dynamic])):
+        run = _init_rest(model, in_tree, tuple(flat_in[i] if i not in dynamic else None for i in range(len(flat_in))), tuple(rest))
+        for i, x in zip(rest, run(key, [flat_in[i] for i in dynamic])):
             leaves[i] = x
     for job, x in zip(jobs, draw(_params_key(key), jobs)):
         i = indices[job.index]

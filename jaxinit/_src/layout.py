@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "FLAX",
@@ -119,7 +119,7 @@ def shape_of(shape_or_array: object) -> tuple[int, ...]:
     if _is_int(shape):
         shape = (shape,)
     try:
-        dims = tuple(shape)  # type: ignore[arg-type]
+        dims: tuple[Any, ...] = tuple(shape)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"shape must be a sequence of ints, got {shape_or_array!r}") from None
     if not all(_is_int(d) for d in dims):
