@@ -62,11 +62,15 @@ class Initializer:
     default_layout: Layout = TORCH
     dtype: Any = None
     namespace: str = dataclasses.field(repr=False, default="jaxinit")
+    # How a layout given by a context or default translates for this scheme
+    # (torch's ConvTranspose reads fans with in and out swapped).
+    _layout_map: tuple[tuple[Layout, Layout], ...] = dataclasses.field(repr=False, default=())
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
-        layout = f", layout={self.layout!r}" if self.layout is not None else ""
-        return f"{self.namespace}.{self.name}({args}{layout})"
+        args = [f"{k}={v!r}" for k, v in self.hyperparams.items()]
+        if self.layout is not None:
+            args.append(f"layout={self.layout!r}")
+        return f"{self.namespace}.{self.name}({', '.join(args)})"
 
     @property
     def is_random(self) -> bool:
@@ -86,11 +90,14 @@ class Initializer:
         """
         if self.layout is not None:
             return self
-        return dataclasses.replace(self, layout=as_layout(layout))
+        return dataclasses.replace(self, layout=self._mapped(as_layout(layout)))
 
     def resolved_layout(self) -> Layout:
         """The layout a call uses: the explicit one, else the default."""
-        return self.layout if self.layout is not None else self.default_layout
+        return self.layout if self.layout is not None else self._mapped(self.default_layout)
+
+    def _mapped(self, layout: Layout) -> Layout:
+        return dict(self._layout_map).get(layout, layout)
 
     def __call__(
         self,

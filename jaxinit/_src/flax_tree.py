@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from jaxinit._src.layout import FLAX
-from jaxinit._src.tree import Job, Leaf, Owner, Rule, as_rules, draw, make_leaves, plan
+from jaxinit._src.tree import Job, Leaf, Owner, Rule, as_rules, donation, draw, make_leaves, plan
 
 __all__ = ["init", "reinit"]
 
@@ -117,7 +117,7 @@ def _linen_reinit(target, rules, key, strict, donate, model, args, kwargs):
     jobs = plan(records, rules, FLAX, strict)
     if not jobs:
         return target
-    donated = [_unbox(boxed[indices[j.index]]) for j in jobs] if donate else []
+    donated = donation([_unbox(b) for b in boxed], jobs, indices) if donate else []
     new = draw(_params_key(key), jobs, donated)
     leaves = list(boxed)
     for job, x in zip(jobs, new):
@@ -149,7 +149,7 @@ def _nnx_reinit(module, rules, key, strict, donate):
     jobs = plan(records, rules, FLAX, strict)
     if not jobs:
         return module
-    donated = [values[indices[j.index]] for j in jobs] if donate else []
+    donated = donation(values, jobs, indices) if donate else []
     new = draw(_params_key(key), jobs, donated)
     for job, x in zip(jobs, new):  # only now, when every draw succeeded
         var = variables[indices[job.index]][1]
@@ -248,7 +248,7 @@ def _init_rest(model: nn.Module, in_tree: Any, static: tuple[Any, ...], rest: tu
 
 
 def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True, **kwargs: Any) -> Any:
-    """``model.init(key, *args, **kwargs)`` with the rules applied, in one compiled program.
+    """``model.init(key, *args, **kwargs)`` with the rules applied, compiled per distinct shape.
 
     The drop-in for ``model.init``: module classes and shapes are learned by
     tracing the model abstractly (``flax.linen.intercept_methods``, nothing is

@@ -12,6 +12,7 @@ import math
 import warnings
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src import sampling
@@ -203,9 +204,14 @@ def constant(val: float, *, layout: LayoutLike | None = None, dtype: Any = None)
     """Fills with the value ``val``.
 
     Args:
-      val: the value (rounded once, directly to the target dtype).
+      val: the value, converted to the target dtype as torch converts it
+        (16-bit floats through float32, so bit for bit).
       layout: accepted for uniformity; it does not affect this scheme.
       dtype: the default dtype of the result.
+
+    Raises:
+      ValueError: at call time, if ``val`` is beyond the dtype's finite range
+        (torch: ``value cannot be converted to type c10::Half without overflow``).
 
     PyTorch equivalent: ``torch.nn.init.constant_(w, val)``; bit for bit.
 
@@ -220,7 +226,14 @@ def constant(val: float, *, layout: LayoutLike | None = None, dtype: Any = None)
 
 def _constant(name: str, hyperparams: dict[str, Any], val: float, layout, dtype) -> Initializer:
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        return (np.asarray(val, dtype=dt),)  # rounded once, straight to the target dtype
+        finfo = jnp.finfo(dt)  # of the real part, for complex dtypes
+        if abs(val) > float(finfo.max):
+            raise ValueError(f"{name}: value {val} cannot be converted to type {dt} without overflow")
+        # As torch's fill_: 16-bit floats are converted through float32
+        # (c10::Half(float(val))), which can round differently from a direct
+        # float64 -> float16 conversion (1 + 2**-11 + 2**-40 -> 1.0, not 1.0009765625).
+        host = np.float32(val) if np.dtype(finfo.dtype).itemsize < 4 else val
+        return (np.asarray(host, dtype=dt),)
 
     return _make(name, hyperparams, prepare, sampling.constant_kernel, layout=layout,
                  dtype=dtype, random=False)
@@ -542,7 +555,7 @@ def sparse(sparsity: float, std: float = 0.01, *, layout: LayoutLike | None = No
     ``rows`` is the output axis (torch's dim 0): every *input* unit gets the
     same number of zeroed connections, at uniformly random positions. In the
     flax layout ``(in, out)`` that is ``ceil(sparsity * out)`` zeros per row.
-    The positions come from a radix selection over random keys (no sort).
+    The positions come from Floyd's sampling algorithm, vectorized over columns (no sort).
 
     Args:
       sparsity: the fraction of each column to zero, in ``[0, 1]``.

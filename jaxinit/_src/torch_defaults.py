@@ -22,13 +22,14 @@ MultiheadAttention        ``xavier_uniform_`` on the packed (3E, E)       :func:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from jaxinit._src import sampling
 from jaxinit._src.core import Initializer, builder
 from jaxinit._src.gain import calculate_gain
-from jaxinit._src.layout import TORCH, Layout, LayoutLike, calculate_fan_in_and_fan_out
+from jaxinit._src.layout import FLAX, Layout, LayoutLike, calculate_fan_in_and_fan_out
 from jaxinit._src.schemes import _make, _needs_2d_or_more, kaiming_uniform, normal, uniform
 
 __all__ = [
@@ -99,13 +100,16 @@ def torch_conv_transpose_weight(*, layout: LayoutLike | None = None, dtype: Any 
     """torch's default ``nn.ConvTransposeNd`` weight, with torch's fan quirk.
 
     torch applies ``kaiming_uniform_(a=sqrt(5))`` to the ``(in, out/groups,
-    *k)`` weight, so its "fan_in" is ``out/groups * prod(k)``. With the
-    default torch layout this builder reads the stored torch weight that way;
-    ``jaxinit.flax.torch_conv_transpose_weight()`` reads a flax ``(*k, in,
-    out)`` ConvTranspose kernel as ``Layout(in_axis=-1, out_axis=-2)``.
-    Pair it with ``torch_linear_bias(out/groups * prod(k))``.
+    *k)`` weight, so its "fan_in" is ``out/groups * prod(k)``. In the torch
+    layout this builder reads the stored torch weight that way; in the flax
+    layout (``jaxinit.flax.torch_conv_transpose_weight()``, or this builder
+    inside ``jaxinit.flax.reinit``) it reads a flax ``(*k, in, out)``
+    ConvTranspose kernel as ``Layout(in_axis=-1, out_axis=-2)``. An explicit
+    ``layout=`` is used as given. Pair it with ``torch_linear_bias(out/groups
+    * prod(k))``.
     """
-    return kaiming_uniform(a=LINEAR_A, layout=layout if layout is not None else TORCH, dtype=dtype)
+    init = kaiming_uniform(a=LINEAR_A, layout=layout, dtype=dtype)
+    return dataclasses.replace(init, _layout_map=((FLAX, CONV_TRANSPOSE_FLAX),))
 
 
 @builder

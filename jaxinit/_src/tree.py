@@ -263,6 +263,7 @@ class Job:
     shape: tuple[int, ...]
     dtype: np.dtype
     sharding: Any
+    rule_desc: str = ""
 
 
 def _describe(i: int, rule: Rule) -> str:
@@ -293,9 +294,13 @@ def plan(
             if isinstance(init, Initializer):
                 init = init.in_context(layout)
             sharding = getattr(leaf.value, "sharding", None)
-            if isinstance(leaf.value, jax.core.Tracer) or not isinstance(sharding, NamedSharding):
+            concrete = isinstance(leaf.value, jax.Array) and isinstance(sharding, jax.sharding.Sharding)
+            if isinstance(leaf.value, jax.core.Tracer) or not (
+                isinstance(sharding, NamedSharding) or concrete
+            ):
                 sharding = None
-            jobs.append(Job(index, leaf.path_str, r, init, leaf.shape, leaf.dtype, sharding))
+            jobs.append(Job(index, leaf.path_str, r, init, leaf.shape, leaf.dtype, sharding,
+                            _describe(r, rule)))
             break
     if strict:
         unused = [_describe(r, rule) for r, rule in enumerate(rules) if not used[r] and not rule.optional]
@@ -333,12 +338,12 @@ def _drawer(job: Job) -> Callable[[jax.Array], jax.Array]:
     if isinstance(init, Initializer) and all(d > 0 for d in job.shape):
         fn, args, layout = init.bind(job.shape, job.dtype)
         statics = dict(fn=fn, shape=job.shape, dtype=job.dtype, layout=layout,
-                       out_sharding=job.sharding)
+                       out_sharding=_named(job.sharding))
         if not init.is_random:
             return lambda key: fn(None, *args, **{k: v for k, v in statics.items() if k != "fn"})
         return lambda key: _draw_leaf(key, h, *args, **statics)
     if isinstance(init, Initializer):
-        return lambda key: init(jax.random.fold_in(key, h), job.shape, job.dtype, job.sharding)
+        return lambda key: init(jax.random.fold_in(key, h), job.shape, job.dtype, _named(job.sharding))
 
     def plain(key: jax.Array) -> jax.Array:
         x = init(jax.random.fold_in(key, h), job.shape, job.dtype)
@@ -349,10 +354,33 @@ def _drawer(job: Job) -> Callable[[jax.Array], jax.Array]:
     return plain
 
 
+def _named(sharding: Any) -> NamedSharding | None:
+    """The sharding a kernel can constrain its output to; others are placed by :func:`_place`."""
+    return sharding if isinstance(sharding, NamedSharding) else None
+
+
+def _place(x: jax.Array, sharding: Any) -> jax.Array:
+    """Puts a concrete result on its leaf's sharding (e.g. a single non-default device)."""
+    if sharding is None or isinstance(x, jax.core.Tracer) or x.sharding.is_equivalent_to(sharding, x.ndim):
+        return x
+    return jax.device_put(x, sharding)
+
+
+def donation(values: Sequence[Any], jobs: Sequence[Job], indices: Sequence[int]) -> list[Any]:
+    """The old arrays of ``jobs`` to donate: ``None`` for one a kept leaf still holds.
+
+    ``values`` are all the (unboxed) leaves, ``indices`` map a job's leaf to them.
+    """
+    replaced = {indices[j.index] for j in jobs}
+    kept = {id(v) for i, v in enumerate(values) if i not in replaced}
+    olds = [values[indices[j.index]] for j in jobs]
+    return [None if id(old) in kept else old for old in olds]
+
+
 def _check(job: Job, shape: Sequence[int], dtype: Any) -> None:
     if tuple(shape) != job.shape or np.dtype(dtype) != job.dtype:
         raise ValueError(
-            f"rule {job.rule} ({job.init!r}) returns shape {tuple(shape)} and dtype {dtype} "
+            f"{job.rule_desc or f'rule {job.rule}'} returns shape {tuple(shape)} and dtype {dtype} "
             f"for {job.path!r}, which is {job.shape} {job.dtype}; the target was left untouched"
         )
 
@@ -379,7 +407,7 @@ def draw(key: jax.Array, jobs: Sequence[Job], donated: Sequence[Any] = ()) -> li
             if "the target was left untouched" in str(e):
                 raise
             raise type(e)(
-                f"rule {job.rule} ({job.init!r}) on {job.path!r}: {e}; the target was left untouched"
+                f"{job.rule_desc or f'rule {job.rule}'} on {job.path!r}: {e}; the target was left untouched"
             ) from e
         drawers.append(fn)
     new = []
@@ -388,7 +416,7 @@ def draw(key: jax.Array, jobs: Sequence[Job], donated: Sequence[Any] = ()) -> li
             old = donated[i]
             if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
                 old.delete()
-        new.append(fn(key))
+        new.append(_place(fn(key), jobs[i].sharding))
     return new
 
 
@@ -516,7 +544,7 @@ def reinit(
     jobs = plan(records, rules_t, lay, strict)
     if not jobs:
         return tree
-    donated = [leaves[indices[j.index]] for j in jobs] if donate else []
+    donated = donation(leaves, jobs, indices) if donate else []
     new = draw(key, jobs, donated)
     for job, x in zip(jobs, new):
         leaves[indices[job.index]] = x

@@ -69,16 +69,6 @@ flax_torch_rnn = with_default_layout(torch_defaults.torch_rnn, FLAX, _F)
 flax_torch_mha_in_proj = with_default_layout(torch_defaults.torch_mha_in_proj, FLAX, _F)
 
 
-def flax_torch_conv_transpose_weight(*, layout=None, dtype=None):
-    """torch's ConvTranspose weight default for a flax ``(*k, in, out)`` kernel.
-
-    See :func:`jaxinit.torch_conv_transpose_weight`; with the default layout
-    ``Layout(in_axis=-1, out_axis=-2)``, torch's "fan_in" is ``out * prod(k)``.
-    """
-    return torch_defaults.torch_conv_transpose_weight(
-        layout=layout if layout is not None else torch_defaults.CONV_TRANSPOSE_FLAX, dtype=dtype
-    )
-
-
-flax_torch_conv_transpose_weight.__module__ = _F
-flax_torch_conv_transpose_weight.__name__ = "torch_conv_transpose_weight"
+flax_torch_conv_transpose_weight = with_default_layout(
+    torch_defaults.torch_conv_transpose_weight, FLAX, _F
+)
