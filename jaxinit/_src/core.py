@@ -275,7 +275,9 @@ def real(name: str, arg: str, value: Any) -> float:
 
 def _looks_like_array(x: Any) -> bool:
     if isinstance(x, np.ndarray | jax.Array):
-        return np.ndim(x) >= 1 or isinstance(x, jax.core.Tracer)
+        # A traced scalar is a hyperparameter, not torch's tensor argument:
+        # real() rejects it with "must be a concrete number".
+        return np.ndim(x) >= 1
     shape = getattr(x, "shape", None)
     return isinstance(shape, tuple) and len(shape) >= 1 and hasattr(x, "dtype")
 

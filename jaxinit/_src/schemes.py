@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src import sampling
-from jaxinit._src.core import Initializer, builder, real
+from jaxinit._src.core import Initializer, builder, real, sample_dtype
 from jaxinit._src.gain import calculate_gain
 from jaxinit._src.layout import (
     Layout,
@@ -95,7 +95,8 @@ def uniform(a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None,
       An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
 
     Raises:
-      ValueError: if ``a > b`` or a bound is not finite.
+      ValueError: if ``a > b`` or a bound is not finite; at call time, if a
+        bound is beyond the dtype's range (as torch).
 
     PyTorch equivalent: ``torch.nn.init.uniform_(w, a, b)``. Unlike
     ``jax.nn.initializers.uniform(scale)``, which draws from ``[0, scale)``,
@@ -109,8 +110,27 @@ def uniform(a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None,
     b = real("uniform", "b", b)
     if a > b:
         raise ValueError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
-    return _make("uniform", {"a": a, "b": b}, lambda shape, lay, dt: (a, b), sampling.uniform_kernel,
-                 layout=layout, dtype=dtype)
+    return _make("uniform", {"a": a, "b": b}, lambda shape, lay, dt: _uniform_bounds(a, b, dt),
+                 sampling.uniform_kernel, layout=layout, dtype=dtype)
+
+
+def _uniform_bounds(low: float, high: float, dt: np.dtype) -> tuple[float, float]:
+    """torch's ``check_uniform_bounds``, where breaking it would give inf or nan.
+
+    Bounds beyond the dtype's range are rejected, with torch's words. (torch
+    also rejects ``high - low`` beyond the dtype's range; 16-bit floats are
+    sampled in float32 here, so only the sampling dtype's range matters.)
+    """
+    for arg, value in (("from", low), ("to", high)):
+        if abs(value) > float(jnp.finfo(dt).max):
+            raise ValueError(f"uniform_: {arg} is out of bounds for {dt} (got {value})")
+    sampled = sample_dtype(dt)
+    if high - low > float(jnp.finfo(sampled).max):
+        raise ValueError(
+            f"uniform_ expects to-from <= the largest {sampled}, but found to={high} and "
+            f"from={low} which result in to-from to exceed the limit"
+        )
+    return low, high
 
 
 @builder
@@ -385,7 +405,7 @@ def xavier_uniform(gain: float = 1.0, *, layout: LayoutLike | None = None,
 
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
         bound = math.sqrt(3.0) * _xavier_std(gain, shape, lay)
-        return (-bound, bound)
+        return _uniform_bounds(-bound, bound, dt)
 
     return _make("xavier_uniform", {"gain": gain}, prepare, sampling.uniform_kernel,
                  layout=layout, dtype=dtype, check_shape=_needs_2d_or_more("xavier_uniform"))
@@ -468,7 +488,7 @@ def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "l
 
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
         bound = math.sqrt(3.0) * std(shape, lay)
-        return (-bound, bound)
+        return _uniform_bounds(-bound, bound, dt)
 
     return _make("kaiming_uniform", {"a": a, "mode": mode, "nonlinearity": nonlinearity},
                  prepare, sampling.uniform_kernel, layout=layout, dtype=dtype,
