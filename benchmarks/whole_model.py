@@ -131,8 +131,9 @@ def _case(name: str) -> dict:
 
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, secs, **kw: compiles.append(secs)
-        if event == "/jax/core/compile/backend_compile_duration" else None
+        lambda event, secs, **kw: (
+            compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None
+        )
     )
     import jaxinit
     import jaxinit.flax
@@ -201,7 +202,9 @@ def _case(name: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--repeat", type=int, default=2, help="cold runs per case (min is kept)")
@@ -210,25 +213,43 @@ def main() -> None:
         print(json.dumps(_case(args.case)))
         return
     results = {}
-    for case in ["torch", "jaxinit", "flax-jit", "flax-eager", "raw", "reinit-donate", "reinit-copy"]:
+    for case in [
+        "torch",
+        "jaxinit",
+        "flax-jit",
+        "flax-eager",
+        "raw",
+        "reinit-donate",
+        "reinit-copy",
+    ]:
         runs = []
         for _ in range(args.repeat if not case.startswith("reinit") else 1):
-            proc = subprocess.run([sys.executable, __file__, "--case", case], capture_output=True,
-                                  text=True, check=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--case", case],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         results[case] = min(runs, key=lambda r: r.get("seconds", 0))
         print(case, json.dumps(results[case]), flush=True)
     t, j = results["torch"]["seconds"], results["jaxinit"]["seconds"]
     print(f"\njaxinit.flax.init cold / torch: {j:.2f} s / {t:.2f} s = {j / t:.2f}x (goal <= 3x)")
-    print(f"  compiles: {results['jaxinit']['compiles']}, backend compile {results['jaxinit']['compile_seconds']:.2f} s")
-    print(f"jaxinit warm / raw warm sampling: {results['jaxinit']['warm_seconds']:.2f} s / "
-          f"{results['raw']['warm_seconds']:.2f} s = {results['jaxinit']['warm_seconds'] / results['raw']['warm_seconds']:.2f}x (goal <= 1.2x)")
+    print(
+        f"  compiles: {results['jaxinit']['compiles']}, backend compile {results['jaxinit']['compile_seconds']:.2f} s"
+    )
+    print(
+        f"jaxinit warm / raw warm sampling: {results['jaxinit']['warm_seconds']:.2f} s / "
+        f"{results['raw']['warm_seconds']:.2f} s = {results['jaxinit']['warm_seconds'] / results['raw']['warm_seconds']:.2f}x (goal <= 1.2x)"
+    )
     for case in ("reinit-donate", "reinit-copy"):
         r = results[case]
-        print(f"{case}: params {r['param_mb']:.0f} MiB; live jax arrays peak "
-              f"{r['peak_live_mb']:.0f} MiB = {r['peak_live_mb'] / r['param_mb']:.2f}x params "
-              f"(before {r['live_before_mb']:.0f} MiB); RSS {r['rss_before_mb']:.0f} -> "
-              f"{r['peak_rss_mb']:.0f} MiB")
+        print(
+            f"{case}: params {r['param_mb']:.0f} MiB; live jax arrays peak "
+            f"{r['peak_live_mb']:.0f} MiB = {r['peak_live_mb'] / r['param_mb']:.2f}x params "
+            f"(before {r['live_before_mb']:.0f} MiB); RSS {r['rss_before_mb']:.0f} -> "
+            f"{r['peak_rss_mb']:.0f} MiB"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

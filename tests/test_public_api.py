@@ -13,18 +13,35 @@ import jaxinit
 import jaxinit.flax
 
 SCHEMES = [
-    "uniform", "normal", "trunc_normal", "constant", "ones", "zeros", "eye", "dirac",
-    "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
+    "uniform",
+    "normal",
+    "trunc_normal",
+    "constant",
+    "ones",
+    "zeros",
+    "eye",
+    "dirac",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
 ]
 TORCH_DEFAULT_BUILDERS = [
-    "torch_linear_weight", "torch_linear_bias", "torch_conv_transpose_weight",
-    "torch_embedding", "torch_rnn", "torch_mha_in_proj",
+    "torch_linear_weight",
+    "torch_linear_bias",
+    "torch_conv_transpose_weight",
+    "torch_embedding",
+    "torch_rnn",
+    "torch_mha_in_proj",
 ]
 
 
 def _public(module: types.ModuleType) -> set[str]:
     return {
-        n for n, v in vars(module).items()
+        n
+        for n, v in vars(module).items()
         if not n.startswith("_") and not isinstance(v, types.ModuleType) and n != "annotations"
     }
 
@@ -41,8 +58,17 @@ def test_every_scheme_has_builder_and_helper_in_both_namespaces():
             assert callable(getattr(ns, name)), (ns, name)
         for name in SCHEMES:
             assert callable(getattr(ns, name + "_")), (ns, name)
-    for name in ("calculate_gain", "calculate_fan_in_and_fan_out", "calculate_correct_fan",
-                 "Layout", "TORCH", "FLAX", "reinit", "Rule", "stable_hash"):
+    for name in (
+        "calculate_gain",
+        "calculate_fan_in_and_fan_out",
+        "calculate_correct_fan",
+        "Layout",
+        "TORCH",
+        "FLAX",
+        "reinit",
+        "Rule",
+        "stable_hash",
+    ):
         assert hasattr(jaxinit, name)
     for name in ("reinit", "init", "TORCH_DEFAULTS"):
         assert hasattr(jaxinit.flax, name)
@@ -53,10 +79,14 @@ def test_builders_keep_torch_parameter_names_order_and_defaults():
     for name in SCHEMES:
         ours = inspect.signature(getattr(jaxinit, name)).parameters
         theirs = inspect.signature(getattr(torch_init, name + "_")).parameters
-        expected = [(p.name, p.default) for p in theirs.values()
-                    if p.name not in ("tensor", "generator")]
-        got = [(p.name, p.default) for p in ours.values()
-               if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        expected = [
+            (p.name, p.default) for p in theirs.values() if p.name not in ("tensor", "generator")
+        ]
+        got = [
+            (p.name, p.default)
+            for p in ours.values()
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY
+        ]
         assert [n for n, _ in got] == [n for n, _ in expected], name
         assert [d for _, d in got] == [d for _, d in expected], name
         assert {"layout", "dtype"} <= set(ours), name

@@ -105,7 +105,8 @@ class LinenMixed(nn.Module):
         nn.BatchNorm(use_running_average=False, name="bn")(ones(4, 4, 6))
         nn.MultiHeadDotProductAttention(num_heads=NH, qkv_features=E, name="attn")(ones(3, E))
         nn.MultiHeadDotProductAttention(num_heads=NH, qkv_features=E, name="xattn")(
-            ones(3, E), ones(5, KV))
+            ones(3, E), ones(5, KV)
+        )
         h = jnp.zeros((b, H))
         nn.LSTMCell(H, name="lstm")((h, h), ones(IN))
         nn.OptimizedLSTMCell(H, name="olstm")((h, h), ones(IN))
@@ -129,8 +130,9 @@ class NNXMixed(nnx.Module):
         self.gn = nnx.GroupNorm(6, num_groups=3, rngs=rngs)
         self.bn = nnx.BatchNorm(6, rngs=rngs)
         self.attn = nnx.MultiHeadAttention(num_heads=NH, in_features=E, decode=False, rngs=rngs)
-        self.xattn = nnx.MultiHeadAttention(num_heads=NH, in_features=E, in_kv_features=KV,
-                                            decode=False, rngs=rngs)
+        self.xattn = nnx.MultiHeadAttention(
+            num_heads=NH, in_features=E, in_kv_features=KV, decode=False, rngs=rngs
+        )
         self.lstm = nnx.LSTMCell(IN, H, rngs=rngs)
         self.olstm = nnx.OptimizedLSTMCell(IN, H, rngs=rngs)
         self.gru = nnx.GRUCell(IN, H, rngs=rngs)
@@ -199,8 +201,14 @@ def _common() -> list[Pair]:
     pairs = [
         Pair("dense/kernel", "dense", "weight", None, T, u),
         Pair("dense/bias", "dense", "bias", None, SAME, u),
-        Pair("dense_general/kernel", "dense_general", "weight", None,
-             lambda w: w.reshape(24, 20).T, u),
+        Pair(
+            "dense_general/kernel",
+            "dense_general",
+            "weight",
+            None,
+            lambda w: w.reshape(24, 20).T,
+            u,
+        ),
         Pair("dense_general/bias", "dense_general", "bias", None, flat, u),
         Pair("embed/embedding", "embed", "weight", None, SAME, "normal"),
         Pair("ln/scale", "ln", "weight", None, SAME, o),
@@ -227,7 +235,9 @@ def _common() -> list[Pair]:
     # kdim = vdim != E: torch keeps three separate weights, each xavier_uniform_ by itself
     for i, proj in enumerate(("query", "key", "value")):
         rows = (i * E, (i + 1) * E)
-        pairs.append(Pair(f"xattn/{proj}/kernel", "xattn", f"{proj[0]}_proj_weight", None, heads_in, u))
+        pairs.append(
+            Pair(f"xattn/{proj}/kernel", "xattn", f"{proj[0]}_proj_weight", None, heads_in, u)
+        )
         pairs.append(Pair(f"xattn/{proj}/bias", "xattn", "in_proj_bias", rows, flat, z))
     pairs.append(Pair("xattn/out/kernel", "xattn", "out_proj.weight", None, heads_out, u))
     pairs.append(Pair("xattn/out/bias", "xattn", "out_proj.bias", None, SAME, z))
@@ -452,62 +462,171 @@ def _fan_in(weight: torch.Tensor) -> int:
 
 BUILDER_CASES = {
     # id: (jaxinit initializer, jax shape, torch module, torch param, rows, bound from torch)
-    "linear_weight": (jaxinit.torch_linear_weight(), (64, 12),
-                      lambda: torch.nn.Linear(12, 64), "weight", None, 1 / math.sqrt(12)),
-    "linear_weight_flax": (jaxinit.flax.torch_linear_weight(), (12, 64),
-                           lambda: torch.nn.Linear(12, 64), "weight", None, 1 / math.sqrt(12)),
-    "conv_weight_grouped": (jaxinit.torch_linear_weight(), (24, 2, 3, 3),
-                            lambda: torch.nn.Conv2d(6, 24, 3, groups=3), "weight", None,
-                            1 / math.sqrt(2 * 9)),
-    "conv_weight_grouped_flax": (jaxinit.flax.torch_linear_weight(), (3, 3, 2, 24),
-                                 lambda: torch.nn.Conv2d(6, 24, 3, groups=3), "weight", None,
-                                 1 / math.sqrt(2 * 9)),
-    "linear_bias": (jaxinit.torch_linear_bias(12), (64,),
-                    lambda: torch.nn.Linear(12, 64), "bias", None, 1 / math.sqrt(12)),
-    "linear_bias_flax": (jaxinit.flax.torch_linear_bias(12), (64,),
-                         lambda: torch.nn.Linear(12, 64), "bias", None, 1 / math.sqrt(12)),
-    "conv_bias": (jaxinit.torch_linear_bias(18), (24,),
-                  lambda: torch.nn.Conv2d(6, 24, 3, groups=3), "bias", None, 1 / math.sqrt(18)),
+    "linear_weight": (
+        jaxinit.torch_linear_weight(),
+        (64, 12),
+        lambda: torch.nn.Linear(12, 64),
+        "weight",
+        None,
+        1 / math.sqrt(12),
+    ),
+    "linear_weight_flax": (
+        jaxinit.flax.torch_linear_weight(),
+        (12, 64),
+        lambda: torch.nn.Linear(12, 64),
+        "weight",
+        None,
+        1 / math.sqrt(12),
+    ),
+    "conv_weight_grouped": (
+        jaxinit.torch_linear_weight(),
+        (24, 2, 3, 3),
+        lambda: torch.nn.Conv2d(6, 24, 3, groups=3),
+        "weight",
+        None,
+        1 / math.sqrt(2 * 9),
+    ),
+    "conv_weight_grouped_flax": (
+        jaxinit.flax.torch_linear_weight(),
+        (3, 3, 2, 24),
+        lambda: torch.nn.Conv2d(6, 24, 3, groups=3),
+        "weight",
+        None,
+        1 / math.sqrt(2 * 9),
+    ),
+    "linear_bias": (
+        jaxinit.torch_linear_bias(12),
+        (64,),
+        lambda: torch.nn.Linear(12, 64),
+        "bias",
+        None,
+        1 / math.sqrt(12),
+    ),
+    "linear_bias_flax": (
+        jaxinit.flax.torch_linear_bias(12),
+        (64,),
+        lambda: torch.nn.Linear(12, 64),
+        "bias",
+        None,
+        1 / math.sqrt(12),
+    ),
+    "conv_bias": (
+        jaxinit.torch_linear_bias(18),
+        (24,),
+        lambda: torch.nn.Conv2d(6, 24, 3, groups=3),
+        "bias",
+        None,
+        1 / math.sqrt(18),
+    ),
     # torch's ConvTranspose weight is (in, out/groups, *k) and its fan_in reads dim 1.
-    "conv_transpose_weight": (jaxinit.torch_conv_transpose_weight(), (4, 16, 3, 3),
-                              lambda: torch.nn.ConvTranspose2d(4, 16, 3), "weight", None,
-                              1 / math.sqrt(16 * 9)),
-    "conv_transpose_weight_grouped": (jaxinit.torch_conv_transpose_weight(), (4, 8, 3, 3),
-                                      lambda: torch.nn.ConvTranspose2d(4, 16, 3, groups=2),
-                                      "weight", None, 1 / math.sqrt(8 * 9)),
+    "conv_transpose_weight": (
+        jaxinit.torch_conv_transpose_weight(),
+        (4, 16, 3, 3),
+        lambda: torch.nn.ConvTranspose2d(4, 16, 3),
+        "weight",
+        None,
+        1 / math.sqrt(16 * 9),
+    ),
+    "conv_transpose_weight_grouped": (
+        jaxinit.torch_conv_transpose_weight(),
+        (4, 8, 3, 3),
+        lambda: torch.nn.ConvTranspose2d(4, 16, 3, groups=2),
+        "weight",
+        None,
+        1 / math.sqrt(8 * 9),
+    ),
     # ... and a flax ConvTranspose kernel is (*k, in, out): torch's fan_in is out * prod(k).
-    "conv_transpose_weight_flax": (jaxinit.flax.torch_conv_transpose_weight(), (3, 3, 4, 16),
-                                   lambda: torch.nn.ConvTranspose2d(4, 16, 3), "weight", None,
-                                   1 / math.sqrt(16 * 9)),
-    "conv_transpose_bias": (jaxinit.torch_linear_bias(16 * 9), (16,),
-                            lambda: torch.nn.ConvTranspose2d(4, 16, 3), "bias", None,
-                            1 / math.sqrt(16 * 9)),
-    "embedding": (jaxinit.torch_embedding(), (50, 8),
-                  lambda: torch.nn.Embedding(50, 8), "weight", None, None),
-    "embedding_flax": (jaxinit.flax.torch_embedding(), (50, 8),
-                       lambda: torch.nn.Embedding(50, 8), "weight", None, None),
-    "rnn_weight_ih": (jaxinit.torch_rnn(H), (4 * H, IN),
-                      lambda: torch.nn.LSTM(IN, H), "weight_ih_l0", None, 1 / math.sqrt(H)),
-    "rnn_weight_hh_flax": (jaxinit.flax.torch_rnn(H), (H, 3 * H),
-                           lambda: torch.nn.GRU(IN, H), "weight_hh_l0", None, 1 / math.sqrt(H)),
-    "rnn_bias": (jaxinit.torch_rnn(H), (4 * H,),
-                 lambda: torch.nn.LSTMCell(IN, H), "bias_hh", None, 1 / math.sqrt(H)),
+    "conv_transpose_weight_flax": (
+        jaxinit.flax.torch_conv_transpose_weight(),
+        (3, 3, 4, 16),
+        lambda: torch.nn.ConvTranspose2d(4, 16, 3),
+        "weight",
+        None,
+        1 / math.sqrt(16 * 9),
+    ),
+    "conv_transpose_bias": (
+        jaxinit.torch_linear_bias(16 * 9),
+        (16,),
+        lambda: torch.nn.ConvTranspose2d(4, 16, 3),
+        "bias",
+        None,
+        1 / math.sqrt(16 * 9),
+    ),
+    "embedding": (
+        jaxinit.torch_embedding(),
+        (50, 8),
+        lambda: torch.nn.Embedding(50, 8),
+        "weight",
+        None,
+        None,
+    ),
+    "embedding_flax": (
+        jaxinit.flax.torch_embedding(),
+        (50, 8),
+        lambda: torch.nn.Embedding(50, 8),
+        "weight",
+        None,
+        None,
+    ),
+    "rnn_weight_ih": (
+        jaxinit.torch_rnn(H),
+        (4 * H, IN),
+        lambda: torch.nn.LSTM(IN, H),
+        "weight_ih_l0",
+        None,
+        1 / math.sqrt(H),
+    ),
+    "rnn_weight_hh_flax": (
+        jaxinit.flax.torch_rnn(H),
+        (H, 3 * H),
+        lambda: torch.nn.GRU(IN, H),
+        "weight_hh_l0",
+        None,
+        1 / math.sqrt(H),
+    ),
+    "rnn_bias": (
+        jaxinit.torch_rnn(H),
+        (4 * H,),
+        lambda: torch.nn.LSTMCell(IN, H),
+        "bias_hh",
+        None,
+        1 / math.sqrt(H),
+    ),
     # one (E, E) projection of the packed (3E, E) in_proj_weight: xavier on (3E, E)
-    "mha_in_proj": (jaxinit.torch_mha_in_proj(), (E, E),
-                    lambda: torch.nn.MultiheadAttention(E, NH), "in_proj_weight", None,
-                    math.sqrt(6 / (E + 3 * E))),
-    "mha_in_proj_flax": (jaxinit.flax.torch_mha_in_proj(), (E, E),
-                         lambda: torch.nn.MultiheadAttention(E, NH), "in_proj_weight", None,
-                         math.sqrt(6 / (E + 3 * E))),
+    "mha_in_proj": (
+        jaxinit.torch_mha_in_proj(),
+        (E, E),
+        lambda: torch.nn.MultiheadAttention(E, NH),
+        "in_proj_weight",
+        None,
+        math.sqrt(6 / (E + 3 * E)),
+    ),
+    "mha_in_proj_flax": (
+        jaxinit.flax.torch_mha_in_proj(),
+        (E, E),
+        lambda: torch.nn.MultiheadAttention(E, NH),
+        "in_proj_weight",
+        None,
+        math.sqrt(6 / (E + 3 * E)),
+    ),
     # a flax attention kernel (E_in, heads, head_dim): heads*head_dim is the output width
-    "mha_in_proj_flax_heads": (jaxinit.flax.torch_mha_in_proj(layout=jaxinit.Layout(0, (1, 2))),
-                               (E, NH, E // NH),
-                               lambda: torch.nn.MultiheadAttention(E, NH), "in_proj_weight",
-                               (E, 2 * E), math.sqrt(6 / (E + 3 * E))),
+    "mha_in_proj_flax_heads": (
+        jaxinit.flax.torch_mha_in_proj(layout=jaxinit.Layout(0, (1, 2))),
+        (E, NH, E // NH),
+        lambda: torch.nn.MultiheadAttention(E, NH),
+        "in_proj_weight",
+        (E, 2 * E),
+        math.sqrt(6 / (E + 3 * E)),
+    ),
     # kdim/vdim != embed_dim: torch draws each projection by itself (num_packed=1)
-    "mha_in_proj_unpacked": (jaxinit.torch_mha_in_proj(1), (E, 6),
-                             lambda: torch.nn.MultiheadAttention(E, NH, kdim=6, vdim=6),
-                             "k_proj_weight", None, math.sqrt(6 / (E + 6))),
+    "mha_in_proj_unpacked": (
+        jaxinit.torch_mha_in_proj(1),
+        (E, 6),
+        lambda: torch.nn.MultiheadAttention(E, NH, kdim=6, vdim=6),
+        "k_proj_weight",
+        None,
+        math.sqrt(6 / (E + 6)),
+    ),
 }
 
 
@@ -601,8 +720,12 @@ def test_init_equals_reinit_of_model_init(model):
     chex.assert_trees_all_equal(got, want)  # bit for bit
     chex.assert_trees_all_equal_dtypes(got, reference)
     # the rules did run: the Dense kernel is not flax's lecun_normal any more
-    assert not np.array_equal(got["params"]["dense"]["kernel"], reference["params"]["dense"]["kernel"])
-    assert np.abs(np.asarray(got["params"]["dense"]["kernel"])).max() <= np.float32(1 / math.sqrt(5))
+    assert not np.array_equal(
+        got["params"]["dense"]["kernel"], reference["params"]["dense"]["kernel"]
+    )
+    assert np.abs(np.asarray(got["params"]["dense"]["kernel"])).max() <= np.float32(
+        1 / math.sqrt(5)
+    )
 
 
 def test_init_keeps_uncovered_leaves_and_other_collections():
@@ -623,9 +746,12 @@ def test_init_keeps_uncovered_leaves_and_other_collections():
 def test_init_with_dict_of_keys_uses_the_params_key():
     model, x = Covered(), jnp.ones((2, 5))
     k = jax.random.key(13)
-    got = jaxinit.flax.init(model, {"params": k, "dropout": jax.random.key(99)}, x,
-                            rules=jaxinit.flax.TORCH_DEFAULTS)
-    chex.assert_trees_all_equal(got, jaxinit.flax.init(model, k, x, rules=jaxinit.flax.TORCH_DEFAULTS))
+    got = jaxinit.flax.init(
+        model, {"params": k, "dropout": jax.random.key(99)}, x, rules=jaxinit.flax.TORCH_DEFAULTS
+    )
+    chex.assert_trees_all_equal(
+        got, jaxinit.flax.init(model, k, x, rules=jaxinit.flax.TORCH_DEFAULTS)
+    )
 
 
 @pytest.mark.slow
@@ -633,6 +759,7 @@ def test_init_equals_reinit_on_the_mixed_model():
     """Every layer family at once: flax.init is reinit(model.init) bit for bit."""
     model, key, x = LinenMixed(), jax.random.key(21), jnp.ones((2, 12))
     got = jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)
-    want = jaxinit.flax.reinit(model.init(key, x), jaxinit.flax.TORCH_DEFAULTS, key=key,
-                               model=model, args=(x,))
+    want = jaxinit.flax.reinit(
+        model.init(key, x), jaxinit.flax.TORCH_DEFAULTS, key=key, model=model, args=(x,)
+    )
     chex.assert_trees_all_equal(got, want)

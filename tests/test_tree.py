@@ -32,11 +32,15 @@ C = jaxinit.constant  # constant(v) marks "rule v initialized this leaf"
 
 def paths_of(tree) -> dict[str, np.ndarray]:
     """``/``-joined path -> value (boxes unboxed)."""
-    flat = jax.tree_util.tree_leaves_with_path(tree, is_leaf=lambda x: isinstance(x, nn.Partitioned))
+    flat = jax.tree_util.tree_leaves_with_path(
+        tree, is_leaf=lambda x: isinstance(x, nn.Partitioned)
+    )
     out = {}
     for kp, v in flat:
         v = v.value if isinstance(v, nn.Partitioned) else v
-        out["/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in kp)] = v
+        out[
+            "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in kp)
+        ] = v
     return out
 
 
@@ -78,28 +82,47 @@ def make_params():
 
 def test_glob_selectors_match_whole_path_and_star_crosses_slash():
     params = make_params()
-    got = marks(jaxinit.reinit(params, [
-        ("*/Conv_*/kernel", C(1.0)),  # needs a segment before Conv_: not Conv_0/kernel
-        ("*bn*/scale", C(2.0)),  # bn/scale and encoder/bn1/scale
-        ("*kernel", C(3.0)),  # any remaining kernel, at any depth
-    ], key=KEY), params)
+    got = marks(
+        jaxinit.reinit(
+            params,
+            [
+                ("*/Conv_*/kernel", C(1.0)),  # needs a segment before Conv_: not Conv_0/kernel
+                ("*bn*/scale", C(2.0)),  # bn/scale and encoder/bn1/scale
+                ("*kernel", C(3.0)),  # any remaining kernel, at any depth
+            ],
+            key=KEY,
+        ),
+        params,
+    )
     assert got == {
-        "Conv_0/kernel": 3.0, "Conv_0/bias": None,
-        "encoder/Conv_1/kernel": 1.0, "encoder/Conv_1/bias": None,
-        "encoder/bn1/scale": 2.0, "encoder/bn1/bias": None,
+        "Conv_0/kernel": 3.0,
+        "Conv_0/bias": None,
+        "encoder/Conv_1/kernel": 1.0,
+        "encoder/Conv_1/bias": None,
+        "encoder/bn1/scale": 2.0,
+        "encoder/bn1/bias": None,
         "encoder/mlp/kernel": 3.0,
         "bn/scale": 2.0,
-        "head/kernel": 3.0, "head/bias": None,
+        "head/kernel": 3.0,
+        "head/bias": None,
     }
 
 
 def test_glob_is_anchored_and_case_sensitive():
     params = make_params()
-    got = marks(jaxinit.reinit(params, [
-        ("head", C(1.0)),  # a module path, not a leaf: matches nothing
-        ("*KERNEL", C(2.0)),  # case-sensitive
-        ("head/bias", C(3.0)),
-    ], key=KEY, strict=False), params)
+    got = marks(
+        jaxinit.reinit(
+            params,
+            [
+                ("head", C(1.0)),  # a module path, not a leaf: matches nothing
+                ("*KERNEL", C(2.0)),  # case-sensitive
+                ("head/bias", C(3.0)),
+            ],
+            key=KEY,
+            strict=False,
+        ),
+        params,
+    )
     assert {p for p, v in got.items() if v is not None} == {"head/bias"}
 
 
@@ -130,7 +153,12 @@ def test_predicate_selector_gets_path_and_array():
     got = marks(jaxinit.reinit(params, [(small_vectors, C(5.0))], key=KEY), params)
     assert ("head/bias", (2,)) in seen and ("Conv_0/kernel", (3, 3, 2, 4)) in seen
     assert {p for p, v in got.items() if v == 5.0} == {
-        "Conv_0/bias", "encoder/Conv_1/bias", "encoder/bn1/scale", "encoder/bn1/bias", "head/bias"}
+        "Conv_0/bias",
+        "encoder/Conv_1/bias",
+        "encoder/bn1/scale",
+        "encoder/bn1/bias",
+        "head/bias",
+    }
 
 
 def test_rule_objects_and_pairs_mix():
@@ -216,9 +244,14 @@ def test_int_and_non_array_leaves_are_never_touched():
 
 
 def test_dtypes_and_shapes_are_kept():
-    tree = {"a": jnp.zeros((4, 3), jnp.bfloat16), "b": jnp.zeros((5,), jnp.float16),
-            "c": jnp.zeros((2, 2), jnp.float32), "z": jnp.zeros((2, 2), jnp.complex64),
-            "e": jnp.zeros((0, 3), jnp.float32), "s": jnp.zeros((), jnp.float32)}
+    tree = {
+        "a": jnp.zeros((4, 3), jnp.bfloat16),
+        "b": jnp.zeros((5,), jnp.float16),
+        "c": jnp.zeros((2, 2), jnp.float32),
+        "z": jnp.zeros((2, 2), jnp.complex64),
+        "e": jnp.zeros((0, 3), jnp.float32),
+        "s": jnp.zeros((), jnp.float32),
+    }
     out = jaxinit.reinit(tree, [("*", jaxinit.uniform(0.5, 1.0))], key=KEY)
     chex.assert_trees_all_equal_dtypes(out, tree)
     chex.assert_trees_all_equal_shapes(out, tree)
@@ -236,24 +269,35 @@ def test_float64_leaves_under_x64(x64):
 
 
 def test_reinit_inside_jit_equals_eager():
-    tree = {"a": {"kernel": jnp.zeros((8, 4)), "bias": jnp.zeros((4,))}, "n": {"scale": jnp.zeros(4)}}
-    rules = [("*kernel", jaxinit.kaiming_uniform()), ("*bias", jaxinit.uniform(-0.1, 0.1)),
-             ("*scale", jaxinit.ones())]
+    tree = {
+        "a": {"kernel": jnp.zeros((8, 4)), "bias": jnp.zeros((4,))},
+        "n": {"scale": jnp.zeros(4)},
+    }
+    rules = [
+        ("*kernel", jaxinit.kaiming_uniform()),
+        ("*bias", jaxinit.uniform(-0.1, 0.1)),
+        ("*scale", jaxinit.ones()),
+    ]
     eager = jaxinit.reinit(tree, rules, key=KEY)
     jitted = jax.jit(lambda t, k: jaxinit.reinit(t, rules, key=k))(tree, KEY)
     chex.assert_trees_all_equal(jitted, eager)
     shapes = jax.eval_shape(lambda t, k: jaxinit.reinit(t, rules, key=k), tree, KEY)
     chex.assert_trees_all_equal_shapes_and_dtypes(shapes, tree)
     batched = jax.vmap(lambda k: jaxinit.reinit(tree, rules, key=k))(jax.random.split(KEY, 3))
-    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1], batched),
-                                jaxinit.reinit(tree, rules, key=jax.random.split(KEY, 3)[1]))
+    chex.assert_trees_all_equal(
+        jax.tree.map(lambda x: x[1], batched),
+        jaxinit.reinit(tree, rules, key=jax.random.split(KEY, 3)[1]),
+    )
 
 
 class Boxed(nn.Module):
     @nn.compact
     def __call__(self, x):
-        x = nn.Dense(8, kernel_init=nn.with_partitioning(nn.initializers.lecun_normal(), ("embed", "mlp")),
-                     name="dense")(x)
+        x = nn.Dense(
+            8,
+            kernel_init=nn.with_partitioning(nn.initializers.lecun_normal(), ("embed", "mlp")),
+            name="dense",
+        )(x)
         return nn.Dense(2, name="head")(x)
 
 
@@ -277,14 +321,18 @@ def test_partitioned_boxes_are_kept():
         assert nn.get_partition_spec(out)["params"]["dense"]["kernel"] == P("embed", "mlp")
     a = jaxinit.flax.reinit(variables, rules, key=KEY)
     b = jaxinit.flax.init(model, KEY, x, rules=rules)
-    np.testing.assert_array_equal(a["params"]["dense"]["kernel"].value, b["params"]["dense"]["kernel"].value)
+    np.testing.assert_array_equal(
+        a["params"]["dense"]["kernel"].value, b["params"]["dense"]["kernel"].value
+    )
 
 
 def _meshes():
     devices = np.array(jax.devices()[:8]).reshape(4, 2)
     return {
         "auto": Mesh(devices, ("x", "y")),
-        "explicit": jax.make_mesh((4, 2), ("x", "y"), axis_types=(jax.sharding.AxisType.Explicit,) * 2),
+        "explicit": jax.make_mesh(
+            (4, 2), ("x", "y"), axis_types=(jax.sharding.AxisType.Explicit,) * 2
+        ),
     }
 
 
@@ -297,9 +345,11 @@ def test_shardings_are_kept_and_values_do_not_depend_on_them(mesh_kind):
         "b": {"kernel": jnp.zeros((8, 4)), "bias": jnp.zeros((4,))},
         "c": {"scale": jnp.zeros((8,))},
     }
-    specs = {"a": {"kernel": P("x", "y"), "bias": P("y")},
-             "b": {"kernel": P(None, "x"), "bias": P()},
-             "c": {"scale": P("x")}}
+    specs = {
+        "a": {"kernel": P("x", "y"), "bias": P("y")},
+        "b": {"kernel": P(None, "x"), "bias": P()},
+        "c": {"scale": P("x")},
+    }
     sharded = jax.tree.map(lambda a, s: jax.device_put(a, NamedSharding(mesh, s)), params, specs)
     rules = [
         ("b/kernel", jax.nn.initializers.normal(0.1)),  # a plain jax initializer
@@ -332,15 +382,27 @@ def test_stable_hash_is_the_same_in_another_process():
     paths = ["params/Dense_0/kernel", "encoder/layers_3/attn/query/kernel"]
     code = f"import jaxinit; print([jaxinit.stable_hash(p) for p in {paths!r}])"
     env = {**os.environ, "PYTHONHASHSEED": "12345", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     assert out.stdout.strip() == str([jaxinit.stable_hash(p) for p in paths])
 
 
-@pytest.mark.parametrize("init", [
-    jaxinit.kaiming_uniform(), jaxinit.normal(0.0, 0.02), jaxinit.orthogonal(),
-    jax.nn.initializers.lecun_normal(),
-], ids=["kaiming_uniform", "normal", "orthogonal", "jax_lecun_normal"])
+@pytest.mark.parametrize(
+    "init",
+    [
+        jaxinit.kaiming_uniform(),
+        jaxinit.normal(0.0, 0.02),
+        jaxinit.orthogonal(),
+        jax.nn.initializers.lecun_normal(),
+    ],
+    ids=["kaiming_uniform", "normal", "orthogonal", "jax_lecun_normal"],
+)
 def test_leaf_value_is_the_initializer_on_the_folded_key(init):
     params = {"enc": {"l1": {"weight": jnp.zeros((6, 5))}}}
     out = jaxinit.reinit(params, [("*weight", init)], key=KEY)
@@ -350,8 +412,10 @@ def test_leaf_value_is_the_initializer_on_the_folded_key(init):
 
 
 def _stack(n_layers: int, first: int = 0):
-    return {f"layer{i}": {"weight": jnp.zeros((8, 6)), "bias": jnp.zeros((8,))}
-            for i in range(first, first + n_layers)}
+    return {
+        f"layer{i}": {"weight": jnp.zeros((8, 6)), "bias": jnp.zeros((8,))}
+        for i in range(first, first + n_layers)
+    }
 
 
 RULES = [("*weight", jaxinit.kaiming_uniform()), ("*bias", jaxinit.uniform(-0.1, 0.1))]
@@ -359,7 +423,9 @@ RULES = [("*weight", jaxinit.kaiming_uniform()), ("*bias", jaxinit.uniform(-0.1,
 
 def test_adding_a_layer_does_not_change_the_others():
     small = jaxinit.reinit(_stack(3), RULES, key=KEY)
-    bigger = jaxinit.reinit({"layer_new": {"weight": jnp.zeros((8, 6))}, **_stack(4)}, RULES, key=KEY)
+    bigger = jaxinit.reinit(
+        {"layer_new": {"weight": jnp.zeros((8, 6))}, **_stack(4)}, RULES, key=KEY
+    )
     for name in small:
         chex.assert_trees_all_equal(small[name], bigger[name])
 
@@ -409,7 +475,9 @@ class Net(nn.Module):
         h = nn.Dense(6, name="dense")(h)
         carry = (jnp.zeros((x.shape[0], 5)),) * 2
         _, h = nn.LSTMCell(5, name="cell")(carry, h)
-        h = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4, name="attn")(h[:, None, :4])
+        h = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4, name="attn")(
+            h[:, None, :4]
+        )
         return nn.Dense(2, name="head")(h)
 
 
@@ -436,15 +504,21 @@ def test_class_selector_reaches_inner_layers(net_variables):
     hit = {p for p, v in got.items() if v is not None}
     assert hit == {f"cell/{g}/kernel" for g in ("ii", "if", "ig", "io", "hi", "hf", "hg", "ho")}
     # the inner Dense layers are also nn.Dense: the composite's rule must come first
-    got = _linen_marks([((nn.LSTMCell, "kernel"), C(1.0)), ((nn.Dense, "kernel"), C(2.0))],
-                       net_variables)
+    got = _linen_marks(
+        [((nn.LSTMCell, "kernel"), C(1.0)), ((nn.Dense, "kernel"), C(2.0))], net_variables
+    )
     assert got["cell/ii/kernel"] == 1.0 and got["head/kernel"] == 2.0 and got["dense/kernel"] == 2.0
     assert got["attn/query/kernel"] is None  # DenseGeneral is not Dense
 
 
 def test_class_and_pattern_below_the_module(net_variables):
-    got = _linen_marks([((nn.MultiHeadDotProductAttention, "out/*"), C(1.0)),
-                        ((nn.MultiHeadDotProductAttention, "bias"), C(2.0))], net_variables)
+    got = _linen_marks(
+        [
+            ((nn.MultiHeadDotProductAttention, "out/*"), C(1.0)),
+            ((nn.MultiHeadDotProductAttention, "bias"), C(2.0)),
+        ],
+        net_variables,
+    )
     assert got["attn/out/kernel"] == 1.0 and got["attn/out/bias"] == 1.0
     assert got["attn/query/bias"] == 2.0 and got["attn/query/kernel"] is None
 
@@ -456,13 +530,15 @@ def test_class_name_pair_and_tuple_of_classes(net_variables):
     assert got["cell/ii/kernel"] == 2.0  # inner Dense of the cell is a Dense
     got = _linen_marks([(((nn.Conv, nn.LSTMCell), "bias"), C(3.0))], net_variables)
     assert {p for p, v in got.items() if v is not None} == {"conv/bias"} | {
-        f"cell/h{g}/bias" for g in "ifgo"}
+        f"cell/h{g}/bias" for g in "ifgo"
+    }
 
 
 def test_class_selectors_on_a_params_dict_with_model(net_variables):
     params = net_variables["params"]
-    out = jaxinit.flax.reinit(params, [((nn.Conv, "kernel"), C(1.0))], key=KEY, model=Net(),
-                              args=(NET_X,))
+    out = jaxinit.flax.reinit(
+        params, [((nn.Conv, "kernel"), C(1.0))], key=KEY, model=Net(), args=(NET_X,)
+    )
     assert set(out) == set(params)
     np.testing.assert_array_equal(out["conv"]["kernel"], 1.0)
     assert out["conv"]["bias"] is params["conv"]["bias"]
@@ -499,9 +575,15 @@ def test_nnx_is_updated_in_place():
     model = NNXNet(nnx.Rngs(0))
     scale_var, ii_var = model.bn.scale, model.cell.ii.kernel
     before = nnx_values(model)
-    out = jaxinit.flax.reinit(model, [((nnx.LSTMCell, "kernel"), C(1.0)),
-                                      ((nnx.Conv, nnx.Linear), C(2.0)),
-                                      ("bn/scale", C(3.0))], key=KEY)
+    out = jaxinit.flax.reinit(
+        model,
+        [
+            ((nnx.LSTMCell, "kernel"), C(1.0)),
+            ((nnx.Conv, nnx.Linear), C(2.0)),
+            ("bn/scale", C(3.0)),
+        ],
+        key=KEY,
+    )
     assert out is model
     after = nnx_values(model)
     assert set(after) == set(before)
@@ -526,8 +608,9 @@ def test_nnx_is_updated_in_place():
 def test_nnx_paths_have_no_collection_prefix():
     model = NNXNet(nnx.Rngs(0))
     seen = []
-    jaxinit.flax.reinit(model, [(lambda p, leaf: seen.append(p) or False, C(1.0))], key=KEY,
-                        strict=False)
+    jaxinit.flax.reinit(
+        model, [(lambda p, leaf: seen.append(p) or False, C(1.0))], key=KEY, strict=False
+    )
     assert "conv/kernel" in seen and "bn/mean" in seen and "cell/ii/kernel" in seen
 
 
@@ -567,8 +650,9 @@ def test_equinox_by_class_in_torch_layout():
     w = np.asarray(out.conv.weight)
     bound = np.float32(math.sqrt(6 / 27))  # kaiming_uniform(a=0): gain sqrt(2) * sqrt(3/fan_in)
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
-    want = jaxinit.kaiming_uniform()(jax.random.fold_in(KEY, jaxinit.stable_hash("conv/weight")),
-                                     (8, 3, 3, 3))
+    want = jaxinit.kaiming_uniform()(
+        jax.random.fold_in(KEY, jaxinit.stable_hash("conv/weight")), (8, 3, 3, 3)
+    )
     np.testing.assert_array_equal(w, want)
     np.testing.assert_array_equal(out.conv.bias, 0.0)
     for name, fan_in in (("lin", 72), ("head", 16)):
@@ -596,18 +680,24 @@ def test_initializer_without_layout_inherits_the_context():
     # no layout: the context decides
     np.testing.assert_array_equal(run(jaxinit.flax.reinit, jaxinit.kaiming_uniform()), flax_ref)
     np.testing.assert_array_equal(run(jaxinit.reinit, jaxinit.kaiming_uniform()), torch_ref)
-    np.testing.assert_array_equal(run(jaxinit.reinit, jaxinit.kaiming_uniform(), layout="flax"),
-                                  flax_ref)
-    np.testing.assert_array_equal(run(jaxinit.flax.reinit, jaxinit.flax.kaiming_uniform()), flax_ref)
+    np.testing.assert_array_equal(
+        run(jaxinit.reinit, jaxinit.kaiming_uniform(), layout="flax"), flax_ref
+    )
+    np.testing.assert_array_equal(
+        run(jaxinit.flax.reinit, jaxinit.flax.kaiming_uniform()), flax_ref
+    )
     np.testing.assert_array_equal(run(jaxinit.reinit, jaxinit.flax.kaiming_uniform()), torch_ref)
     # an explicit layout wins
-    np.testing.assert_array_equal(run(jaxinit.flax.reinit, jaxinit.kaiming_uniform(layout="torch")),
-                                  torch_ref)
-    np.testing.assert_array_equal(run(jaxinit.reinit, jaxinit.kaiming_uniform(layout="flax")),
-                                  flax_ref)
+    np.testing.assert_array_equal(
+        run(jaxinit.flax.reinit, jaxinit.kaiming_uniform(layout="torch")), torch_ref
+    )
+    np.testing.assert_array_equal(
+        run(jaxinit.reinit, jaxinit.kaiming_uniform(layout="flax")), flax_ref
+    )
     np.testing.assert_array_equal(
         run(jaxinit.reinit, jaxinit.kaiming_uniform(layout=jaxinit.Layout(in_axis=0, out_axis=1))),
-        flax_ref)
+        flax_ref,
+    )
     # bounds, to be sure which fan was used: flax fan_in 12, torch fan_in 64
     assert np.abs(flax_ref).max() > np.float32(math.sqrt(6 / 64))
 
@@ -629,8 +719,10 @@ def test_structured_scheme_follows_the_context_layout():
 
 def test_donate_deletes_old_buffers_and_gives_the_same_result():
     def fresh():
-        return {"a": {"kernel": jnp.zeros((32, 16)), "bias": jnp.zeros((16,))},
-                "b": {"kernel": jnp.zeros((16, 4))}}
+        return {
+            "a": {"kernel": jnp.zeros((32, 16)), "bias": jnp.zeros((16,))},
+            "b": {"kernel": jnp.zeros((16, 4))},
+        }
 
     rules = [("*kernel", jaxinit.kaiming_uniform()), ("a/bias", jaxinit.uniform(-1.0, 1.0))]
     want = jaxinit.reinit(fresh(), rules, key=KEY)
@@ -757,9 +849,13 @@ def test_bad_initializer_leaves_an_nnx_module_untouched(bad):
 def test_bad_initializer_in_a_linen_variables_dict():
     model, x = Boxed(), jnp.ones((1, 4))
     variables = model.init(KEY, x)
-    before = _snapshot(jax.tree.map(lambda b: b, variables, is_leaf=lambda v: isinstance(v, nn.Partitioned)))
+    before = _snapshot(
+        jax.tree.map(lambda b: b, variables, is_leaf=lambda v: isinstance(v, nn.Partitioned))
+    )
     with pytest.raises(ValueError, match="params/dense/kernel"):
-        jaxinit.flax.reinit(variables, [("*bias", C(1.0)), ("*/dense/kernel", wrong_shape)], key=KEY)
+        jaxinit.flax.reinit(
+            variables, [("*bias", C(1.0)), ("*/dense/kernel", wrong_shape)], key=KEY
+        )
     chex.assert_trees_all_equal(_snapshot(variables), before)
     with pytest.raises(ValueError, match="params/head/kernel"):
         jaxinit.flax.init(model, KEY, x, rules=[("*head/kernel", wrong_dtype)])
@@ -780,10 +876,20 @@ def test_a_batch_of_keys_is_rejected():
 
 def test_single_device_placement_is_kept():
     device = jax.devices()[3]
-    tree = {"w": jax.device_put(jnp.zeros((4, 3)), device), "b": jax.device_put(jnp.zeros(3), device),
-            "s": jax.device_put(jnp.zeros(3), device)}
-    out = jaxinit.reinit(tree, [("w", jaxinit.kaiming_uniform()), ("b", jax.nn.initializers.normal()),
-                                ("s", jaxinit.ones())], key=KEY)
+    tree = {
+        "w": jax.device_put(jnp.zeros((4, 3)), device),
+        "b": jax.device_put(jnp.zeros(3), device),
+        "s": jax.device_put(jnp.zeros(3), device),
+    }
+    out = jaxinit.reinit(
+        tree,
+        [
+            ("w", jaxinit.kaiming_uniform()),
+            ("b", jax.nn.initializers.normal()),
+            ("s", jaxinit.ones()),
+        ],
+        key=KEY,
+    )
     for name, v in out.items():
         assert v.sharding == tree[name].sharding, (name, v.sharding)
         assert v.devices() == {device}

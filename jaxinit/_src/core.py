@@ -139,7 +139,9 @@ class Initializer:
             out_sharding=out_sharding,
         )
 
-    def bind(self, shape: Sequence[int], dtype: Any = None) -> tuple[Kernel, Sequence[Any], Layout | None]:
+    def bind(
+        self, shape: Sequence[int], dtype: Any = None
+    ) -> tuple[Kernel, Sequence[Any], Layout | None]:
         """Validates ``shape``/``dtype`` and returns ``(kernel, traced_args, static_layout)``.
 
         ``kernel(key, *traced_args, shape=, dtype=, layout=static_layout,
@@ -179,7 +181,9 @@ def resolve_dtype(name: str, dtype: Any, complex_ok: bool) -> np.dtype:
     if jnp.issubdtype(dt, jnp.complexfloating):
         if complex_ok:
             return np.dtype(jax.dtypes.canonicalize_dtype(dt))
-        raise TypeError(f"{name}: complex dtypes are not supported (torch does not support them either), got {dt}")
+        raise TypeError(
+            f"{name}: complex dtypes are not supported (torch does not support them either), got {dt}"
+        )
     raise TypeError(f"{name}: dtype must be a floating dtype, got {dt}")
 
 
@@ -304,7 +308,9 @@ def builder(fn: Callable[..., Initializer]) -> Callable[..., Initializer]:
     return wrapped
 
 
-def with_default_layout(build: Callable[..., Initializer], layout: Layout, module: str) -> Callable[..., Initializer]:
+def with_default_layout(
+    build: Callable[..., Initializer], layout: Layout, module: str
+) -> Callable[..., Initializer]:
     """The same builder, with ``layout`` as the default layout of what it returns."""
 
     @functools.wraps(build)

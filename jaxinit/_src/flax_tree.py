@@ -98,7 +98,12 @@ def _linen_leaves(variables: Any, modules: Mapping[tuple[str, ...], Any] | None,
 
 
 def _needs_classes(rules: Sequence[Rule]) -> bool:
-    return any(not isinstance(r.selector, str) and not callable(r.selector) or isinstance(r.selector, type | tuple) for r in rules)
+    return any(
+        not isinstance(r.selector, str)
+        and not callable(r.selector)
+        or isinstance(r.selector, type | tuple)
+        for r in rules
+    )
 
 
 def _linen_reinit(target, rules, key, strict, donate, model, args, kwargs):
@@ -132,8 +137,14 @@ def _linen_reinit(target, rules, key, strict, donate, model, args, kwargs):
 
 def _nnx_reinit(module, rules, key, strict, donate):
     nodes = list(nnx.iter_graph(module))
-    modules = {tuple(str(p) for p in path): node for path, node in nodes if isinstance(node, nnx.Module)}
-    variables = [(tuple(str(p) for p in path), node) for path, node in nodes if isinstance(node, nnx.Variable)]
+    modules = {
+        tuple(str(p) for p in path): node for path, node in nodes if isinstance(node, nnx.Module)
+    }
+    variables = [
+        (tuple(str(p) for p in path), node)
+        for path, node in nodes
+        if isinstance(node, nnx.Variable)
+    ]
     paths = [p for p, _ in variables]
     values = [v.get_value() if hasattr(v, "get_value") else v.value for _, v in variables]
 
@@ -208,14 +219,18 @@ def reinit(
     rules_t = as_rules(rules)
     if isinstance(target, nnx.Module):
         return _nnx_reinit(target, rules_t, key, strict, donate)
-    return _linen_reinit(target, rules_t, key, strict, donate, model, tuple(args), dict(kwargs or {}))
+    return _linen_reinit(
+        target, rules_t, key, strict, donate, model, tuple(args), dict(kwargs or {})
+    )
 
 
 _INIT_REST_CACHE: dict[Any, Any] = {}
 _INIT_REST_CACHE_SIZE = 16
 
 
-def _init_rest(model: nn.Module, in_tree: Any, static: tuple[Any, ...], rest: tuple[int, ...]) -> Any:
+def _init_rest(
+    model: nn.Module, in_tree: Any, static: tuple[Any, ...], rest: tuple[int, ...]
+) -> Any:
     """A jitted ``model.init`` returning only the leaves ``rest``, cached per model and call.
 
     Linen modules are not hashable, so the cache is keyed by identity (and
@@ -247,7 +262,9 @@ def _init_rest(model: nn.Module, in_tree: Any, static: tuple[Any, ...], rest: tu
     return jitted
 
 
-def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True, **kwargs: Any) -> Any:
+def init(
+    model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True, **kwargs: Any
+) -> Any:
     """``model.init(key, *args, **kwargs)`` with the rules applied, compiled per distinct shape.
 
     The drop-in for ``model.init``: module classes and shapes are learned by
@@ -293,7 +310,12 @@ def init(model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True
     rest = [i for i in range(len(boxed)) if i not in replaced]
     if rest:
         # model.init for the leaves no rule selects; XLA drops the rest of it.
-        run = _init_rest(model, in_tree, tuple(flat_in[i] if i not in dynamic else None for i in range(len(flat_in))), tuple(rest))
+        run = _init_rest(
+            model,
+            in_tree,
+            tuple(flat_in[i] if i not in dynamic else None for i in range(len(flat_in))),
+            tuple(rest),
+        )
         for i, x in zip(rest, run(key, [flat_in[i] for i in dynamic])):
             leaves[i] = x
     for job, x in zip(jobs, draw(_params_key(key), jobs)):

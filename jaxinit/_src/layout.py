@@ -58,8 +58,7 @@ class Layout:
                 axes = (value,)
             if not axes or not all(_is_int(a) for a in axes):
                 raise TypeError(
-                    f"Layout: {name} must be an int or a non-empty sequence of ints, "
-                    f"got {value!r}"
+                    f"Layout: {name} must be an int or a non-empty sequence of ints, got {value!r}"
                 )
             axes = tuple(int(a) for a in axes)
             object.__setattr__(self, name, axes[0] if len(axes) == 1 and _is_int(value) else axes)
@@ -211,7 +210,9 @@ def calculate_correct_fan(shape: Sequence[int], mode: str, layout: LayoutLike = 
     return fan_in if mode == "fan_in" else fan_out
 
 
-def torch_order(ndim: int, layout: Layout) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+def torch_order(
+    ndim: int, layout: Layout
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """The permutation that brings a ``layout`` shape to torch order ``(*out, *in, *rest)``.
 
     Returns ``(perm, out_axes, in_axes)``; ``x.transpose(perm)`` is torch-ordered.

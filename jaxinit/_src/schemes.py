@@ -48,8 +48,19 @@ def _layout(layout: LayoutLike | None) -> Layout | None:
     return None if layout is None else as_layout(layout)
 
 
-def _make(name: str, hyperparams: dict[str, Any], prepare, kern, *, layout, dtype,
-          check_shape=None, random=True, complex_ok=True, structured=False) -> Initializer:
+def _make(
+    name: str,
+    hyperparams: dict[str, Any],
+    prepare,
+    kern,
+    *,
+    layout,
+    dtype,
+    check_shape=None,
+    random=True,
+    complex_ok=True,
+    structured=False,
+) -> Initializer:
     return Initializer(
         name=name,
         hyperparams=hyperparams,
@@ -81,8 +92,9 @@ def _needs_2d_or_more(name: str):
 
 
 @builder
-def uniform(a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None,
-            dtype: Any = None) -> Initializer:
+def uniform(
+    a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""Fills with values drawn from :math:`\mathcal{U}(a, b)`.
 
     Args:
@@ -109,9 +121,17 @@ def uniform(a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None,
     a = real("uniform", "a", a)
     b = real("uniform", "b", b)
     if a > b:
-        raise ValueError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
-    return _make("uniform", {"a": a, "b": b}, lambda shape, lay, dt: _uniform_bounds(a, b, dt),
-                 sampling.uniform_kernel, layout=layout, dtype=dtype)
+        raise ValueError(
+            f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}"
+        )
+    return _make(
+        "uniform",
+        {"a": a, "b": b},
+        lambda shape, lay, dt: _uniform_bounds(a, b, dt),
+        sampling.uniform_kernel,
+        layout=layout,
+        dtype=dtype,
+    )
 
 
 def _uniform_bounds(low: float, high: float, dt: np.dtype) -> tuple[float, float]:
@@ -134,8 +154,9 @@ def _uniform_bounds(low: float, high: float, dt: np.dtype) -> tuple[float, float
 
 
 @builder
-def normal(mean: float = 0.0, std: float = 1.0, *, layout: LayoutLike | None = None,
-           dtype: Any = None) -> Initializer:
+def normal(
+    mean: float = 0.0, std: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""Fills with values drawn from :math:`\mathcal{N}(\text{mean}, \text{std}^2)`.
 
     Args:
@@ -159,16 +180,29 @@ def normal(mean: float = 0.0, std: float = 1.0, *, layout: LayoutLike | None = N
     std = real("normal", "std", std)
     if std < 0:
         raise ValueError(f"normal expects std >= 0.0, but found std {std}")
-    return _make("normal", {"mean": mean, "std": std}, lambda shape, lay, dt: (mean, std),
-                 sampling.normal_kernel, layout=layout, dtype=dtype)
+    return _make(
+        "normal",
+        {"mean": mean, "std": std},
+        lambda shape, lay, dt: (mean, std),
+        sampling.normal_kernel,
+        layout=layout,
+        dtype=dtype,
+    )
 
 
 _TRUNC_CDF_TAIL = 2.0  # torch warns when the mean is more than 2 std outside [a, b]
 
 
 @builder
-def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, *,
-                 layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def trunc_normal(
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    *,
+    layout: LayoutLike | None = None,
+    dtype: Any = None,
+) -> Initializer:
     r"""Fills with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` truncated to :math:`[a, b]`.
 
     The bounds are **absolute** values, as in torch: ``trunc_normal(std=0.02)``
@@ -214,9 +248,15 @@ def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float 
     sign = -1.0 if lower + upper > 0 else 1.0
     lower, upper = sorted((sign * lower, sign * upper))
     args = (mean, std, lower, upper, a, b, sign)
-    return _make("trunc_normal", {"mean": mean, "std": std, "a": a, "b": b},
-                 lambda shape, lay, dt: args, sampling.trunc_normal_kernel, layout=layout, dtype=dtype,
-                 complex_ok=False)
+    return _make(
+        "trunc_normal",
+        {"mean": mean, "std": std, "a": a, "b": b},
+        lambda shape, lay, dt: args,
+        sampling.trunc_normal_kernel,
+        layout=layout,
+        dtype=dtype,
+        complex_ok=False,
+    )
 
 
 @builder
@@ -248,15 +288,24 @@ def _constant(name: str, hyperparams: dict[str, Any], val: float, layout, dtype)
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
         finfo = jnp.finfo(dt)  # of the real part, for complex dtypes
         if abs(val) > float(finfo.max):
-            raise ValueError(f"{name}: value {val} cannot be converted to type {dt} without overflow")
+            raise ValueError(
+                f"{name}: value {val} cannot be converted to type {dt} without overflow"
+            )
         # As torch's fill_: 16-bit floats are converted through float32
         # (c10::Half(float(val))), which can round differently from a direct
         # float64 -> float16 conversion (1 + 2**-11 + 2**-40 -> 1.0, not 1.0009765625).
         host = np.float32(val) if np.dtype(finfo.dtype).itemsize < 4 else val
         return (np.asarray(host, dtype=dt),)
 
-    return _make(name, hyperparams, prepare, sampling.constant_kernel, layout=layout,
-                 dtype=dtype, random=False)
+    return _make(
+        name,
+        hyperparams,
+        prepare,
+        sampling.constant_kernel,
+        layout=layout,
+        dtype=dtype,
+        random=False,
+    )
 
 
 @builder
@@ -309,8 +358,17 @@ def eye(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
     Array([[1., 0., 0.],
            [0., 1., 0.]], dtype=float32)
     """
-    return _make("eye", {}, lambda shape, lay, dt: (), sampling.eye_kernel, layout=layout, dtype=dtype,
-                 check_shape=_check_eye, random=False, structured=True)
+    return _make(
+        "eye",
+        {},
+        lambda shape, lay, dt: (),
+        sampling.eye_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_check_eye,
+        random=False,
+        structured=True,
+    )
 
 
 @builder
@@ -360,8 +418,17 @@ def dirac(groups: int = 1, *, layout: LayoutLike | None = None, dtype: Any = Non
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
         return (np.int32(sampling.canonical_shape(shape, lay)[0] // groups),)
 
-    return _make("dirac", {"groups": groups}, prepare, sampling.dirac_kernel, layout=layout,
-                 dtype=dtype, check_shape=check, random=False, structured=True)
+    return _make(
+        "dirac",
+        {"groups": groups},
+        prepare,
+        sampling.dirac_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=check,
+        random=False,
+        structured=True,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -381,8 +448,9 @@ def _gain(name: str, gain: Any) -> float:
 
 
 @builder
-def xavier_uniform(gain: float = 1.0, *, layout: LayoutLike | None = None,
-                   dtype: Any = None) -> Initializer:
+def xavier_uniform(
+    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""Glorot uniform: :math:`\mathcal{U}(-b, b)`, :math:`b = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`.
 
     Args:
@@ -407,13 +475,21 @@ def xavier_uniform(gain: float = 1.0, *, layout: LayoutLike | None = None,
         bound = math.sqrt(3.0) * _xavier_std(gain, shape, lay)
         return _uniform_bounds(-bound, bound, dt)
 
-    return _make("xavier_uniform", {"gain": gain}, prepare, sampling.uniform_kernel,
-                 layout=layout, dtype=dtype, check_shape=_needs_2d_or_more("xavier_uniform"))
+    return _make(
+        "xavier_uniform",
+        {"gain": gain},
+        prepare,
+        sampling.uniform_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_needs_2d_or_more("xavier_uniform"),
+    )
 
 
 @builder
-def xavier_normal(gain: float = 1.0, *, layout: LayoutLike | None = None,
-                  dtype: Any = None) -> Initializer:
+def xavier_normal(
+    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""Glorot normal: :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}\sqrt{2/(\text{fan\_in}+\text{fan\_out})}`.
 
     Untruncated, as torch (``jax.nn.initializers.glorot_normal`` is truncated).
@@ -433,8 +509,15 @@ def xavier_normal(gain: float = 1.0, *, layout: LayoutLike | None = None,
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
         return (0.0, _xavier_std(gain, shape, lay))
 
-    return _make("xavier_normal", {"gain": gain}, prepare, sampling.normal_kernel,
-                 layout=layout, dtype=dtype, check_shape=_needs_2d_or_more("xavier_normal"))
+    return _make(
+        "xavier_normal",
+        {"gain": gain},
+        prepare,
+        sampling.normal_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_needs_2d_or_more("xavier_normal"),
+    )
 
 
 def _kaiming_std(name: str, a: float, mode: str, nonlinearity: str):
@@ -457,8 +540,14 @@ def _kaiming_args(name: str, a: Any, mode: Any, nonlinearity: Any) -> tuple[floa
 
 
 @builder
-def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
-                    layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def kaiming_uniform(
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    layout: LayoutLike | None = None,
+    dtype: Any = None,
+) -> Initializer:
     r"""He uniform: :math:`\mathcal{U}(-b, b)`, :math:`b = \text{gain}\sqrt{3/\text{fan\_mode}}`.
 
     ``gain = calculate_gain(nonlinearity, a)``; with torch's defaults
@@ -490,14 +579,26 @@ def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "l
         bound = math.sqrt(3.0) * std(shape, lay)
         return _uniform_bounds(-bound, bound, dt)
 
-    return _make("kaiming_uniform", {"a": a, "mode": mode, "nonlinearity": nonlinearity},
-                 prepare, sampling.uniform_kernel, layout=layout, dtype=dtype,
-                 check_shape=_needs_2d_or_more("kaiming_uniform"))
+    return _make(
+        "kaiming_uniform",
+        {"a": a, "mode": mode, "nonlinearity": nonlinearity},
+        prepare,
+        sampling.uniform_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_needs_2d_or_more("kaiming_uniform"),
+    )
 
 
 @builder
-def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
-                   layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def kaiming_normal(
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    layout: LayoutLike | None = None,
+    dtype: Any = None,
+) -> Initializer:
     r"""He normal: :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}/\sqrt{\text{fan\_mode}}`.
 
     Untruncated, as torch (``jax.nn.initializers.he_normal`` is truncated).
@@ -520,14 +621,21 @@ def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "le
     """
     a, mode, nonlinearity = _kaiming_args("kaiming_normal", a, mode, nonlinearity)
     std = _kaiming_std("kaiming_normal", a, mode, nonlinearity)
-    return _make("kaiming_normal", {"a": a, "mode": mode, "nonlinearity": nonlinearity},
-                 lambda shape, lay, dt: (0.0, std(shape, lay)), sampling.normal_kernel, layout=layout,
-                 dtype=dtype, check_shape=_needs_2d_or_more("kaiming_normal"))
+    return _make(
+        "kaiming_normal",
+        {"a": a, "mode": mode, "nonlinearity": nonlinearity},
+        lambda shape, lay, dt: (0.0, std(shape, lay)),
+        sampling.normal_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_needs_2d_or_more("kaiming_normal"),
+    )
 
 
 @builder
-def orthogonal(gain: float = 1.0, *, layout: LayoutLike | None = None,
-               dtype: Any = None) -> Initializer:
+def orthogonal(
+    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""A (semi-)orthogonal matrix, times ``gain``.
 
     As torch: the weight is viewed as ``rows = out`` by ``cols = in * prod(k)``;
@@ -561,14 +669,23 @@ def orthogonal(gain: float = 1.0, *, layout: LayoutLike | None = None,
             )
         lay.axes(len(shape))
 
-    return _make("orthogonal", {"gain": gain}, lambda shape, lay, dt: (gain,), sampling.orthogonal_kernel,
-                 layout=layout, dtype=dtype, check_shape=check, complex_ok=False,
-                 structured=True)
+    return _make(
+        "orthogonal",
+        {"gain": gain},
+        lambda shape, lay, dt: (gain,),
+        sampling.orthogonal_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=check,
+        complex_ok=False,
+        structured=True,
+    )
 
 
 @builder
-def sparse(sparsity: float, std: float = 0.01, *, layout: LayoutLike | None = None,
-           dtype: Any = None) -> Initializer:
+def sparse(
+    sparsity: float, std: float = 0.01, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""A sparse matrix: :math:`\mathcal{N}(0, \text{std}^2)` with exactly
     ``ceil(sparsity * rows)`` zeros in every column.
 
@@ -602,12 +719,22 @@ def sparse(sparsity: float, std: float = 0.01, *, layout: LayoutLike | None = No
 
     def check(shape: tuple[int, ...], lay: Layout) -> None:
         if len(shape) != 2:
-            raise ValueError(f"sparse: Only tensors with 2 dimensions are supported (got shape {shape})")
+            raise ValueError(
+                f"sparse: Only tensors with 2 dimensions are supported (got shape {shape})"
+            )
         lay.axes(2)
 
     def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
         rows = sampling.canonical_shape(shape, lay)[0]
         return (std, np.int32(math.ceil(sparsity * rows)))  # torch's exact count
 
-    return _make("sparse", {"sparsity": sparsity, "std": std}, prepare, sampling.sparse_kernel,
-                 layout=layout, dtype=dtype, check_shape=check, structured=True)
+    return _make(
+        "sparse",
+        {"sparsity": sparsity, "std": std},
+        prepare,
+        sampling.sparse_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=check,
+        structured=True,
+    )

@@ -72,7 +72,9 @@ def torch_linear_weight(*, layout: LayoutLike | None = None, dtype: Any = None) 
 
 
 @builder
-def torch_linear_bias(fan_in: int, *, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def torch_linear_bias(
+    fan_in: int, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     """torch's default ``nn.Linear``/``nn.ConvNd`` bias: :math:`\\mathcal{U}(\\pm 1/\\sqrt{\\text{fan\\_in}})`.
 
     Args:
@@ -96,7 +98,9 @@ CONV_TRANSPOSE_FLAX = Layout(in_axis=-1, out_axis=-2)
 
 
 @builder
-def torch_conv_transpose_weight(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def torch_conv_transpose_weight(
+    *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     """torch's default ``nn.ConvTransposeNd`` weight, with torch's fan quirk.
 
     torch applies ``kaiming_uniform_(a=sqrt(5))`` to the ``(in, out/groups,
@@ -119,7 +123,9 @@ def torch_embedding(*, layout: LayoutLike | None = None, dtype: Any = None) -> I
 
 
 @builder
-def torch_rnn(hidden_size: int, *, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def torch_rnn(
+    hidden_size: int, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     """torch's default for every RNN/LSTM/GRU parameter: :math:`\\mathcal{U}(\\pm 1/\\sqrt{H})`.
 
     Args:
@@ -132,8 +138,9 @@ def torch_rnn(hidden_size: int, *, layout: LayoutLike | None = None, dtype: Any 
 
 
 @builder
-def torch_mha_in_proj(num_packed: int = 3, *, layout: LayoutLike | None = None,
-                      dtype: Any = None) -> Initializer:
+def torch_mha_in_proj(
+    num_packed: int = 3, *, layout: LayoutLike | None = None, dtype: Any = None
+) -> Initializer:
     r"""torch ``nn.MultiheadAttention``'s in-projection: ``xavier_uniform_`` on the packed weight.
 
     torch packs the query, key and value projections into one ``(3E, E)``
@@ -148,12 +155,21 @@ def torch_mha_in_proj(num_packed: int = 3, *, layout: LayoutLike | None = None,
         attention kernel ``(in, heads, head_dim)`` is ``Layout(0, (1, 2))``.
     """
     if isinstance(num_packed, bool) or not isinstance(num_packed, int) or num_packed < 1:
-        raise ValueError(f"torch_mha_in_proj: num_packed must be a positive int, got {num_packed!r}")
+        raise ValueError(
+            f"torch_mha_in_proj: num_packed must be a positive int, got {num_packed!r}"
+        )
 
     def prepare(shape, lay, dt):
         fan_in, fan_out = calculate_fan_in_and_fan_out(shape, lay)
         bound = math.sqrt(6.0 / float(fan_in + num_packed * fan_out))
         return (-bound, bound)
 
-    return _make("torch_mha_in_proj", {"num_packed": num_packed}, prepare, sampling.uniform_kernel,
-                 layout=layout, dtype=dtype, check_shape=_needs_2d_or_more("torch_mha_in_proj"))
+    return _make(
+        "torch_mha_in_proj",
+        {"num_packed": num_packed},
+        prepare,
+        sampling.uniform_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_needs_2d_or_more("torch_mha_in_proj"),
+    )

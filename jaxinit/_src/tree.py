@@ -270,9 +270,7 @@ def _describe(i: int, rule: Rule) -> str:
     return f"rule {i} ({rule.selector!r} -> {rule.init!r})"
 
 
-def plan(
-    leaves: Sequence[Leaf], rules: Sequence[Rule], layout: Layout, strict: bool
-) -> list[Job]:
+def plan(leaves: Sequence[Leaf], rules: Sequence[Rule], layout: Layout, strict: bool) -> list[Job]:
     """Assigns each leaf its first matching rule; checks ``strict``."""
     used = [False] * len(rules)
     jobs = []
@@ -294,19 +292,34 @@ def plan(
             if isinstance(init, Initializer):
                 init = init.in_context(layout)
             sharding = getattr(leaf.value, "sharding", None)
-            concrete = isinstance(leaf.value, jax.Array) and isinstance(sharding, jax.sharding.Sharding)
+            concrete = isinstance(leaf.value, jax.Array) and isinstance(
+                sharding, jax.sharding.Sharding
+            )
             if isinstance(leaf.value, jax.core.Tracer) or not (
                 isinstance(sharding, NamedSharding) or concrete
             ):
                 sharding = None
-            jobs.append(Job(index, leaf.path_str, r, init, leaf.shape, leaf.dtype, sharding,
-                            _describe(r, rule)))
+            jobs.append(
+                Job(
+                    index,
+                    leaf.path_str,
+                    r,
+                    init,
+                    leaf.shape,
+                    leaf.dtype,
+                    sharding,
+                    _describe(r, rule),
+                )
+            )
             break
     if strict:
-        unused = [_describe(r, rule) for r, rule in enumerate(rules) if not used[r] and not rule.optional]
+        unused = [
+            _describe(r, rule) for r, rule in enumerate(rules) if not used[r] and not rule.optional
+        ]
         if unused:
             raise ValueError(
-                "strict=True: these rules matched no leaf: " + "; ".join(unused)
+                "strict=True: these rules matched no leaf: "
+                + "; ".join(unused)
                 + ". Fix the selector, mark the rule optional (jaxinit.Rule(..., optional=True)) "
                 "or pass strict=False."
             )
@@ -337,13 +350,20 @@ def _drawer(job: Job) -> Callable[[jax.Array], jax.Array]:
     h = np.uint32(stable_hash(job.path))
     if isinstance(init, Initializer) and all(d > 0 for d in job.shape):
         fn, args, layout = init.bind(job.shape, job.dtype)
-        statics = dict(fn=fn, shape=job.shape, dtype=job.dtype, layout=layout,
-                       out_sharding=_named(job.sharding))
+        statics = dict(
+            fn=fn,
+            shape=job.shape,
+            dtype=job.dtype,
+            layout=layout,
+            out_sharding=_named(job.sharding),
+        )
         if not init.is_random:
             return lambda key: fn(None, *args, **{k: v for k, v in statics.items() if k != "fn"})
         return lambda key: _draw_leaf(key, h, *args, **statics)
     if isinstance(init, Initializer):
-        return lambda key: init(jax.random.fold_in(key, h), job.shape, job.dtype, _named(job.sharding))
+        return lambda key: init(
+            jax.random.fold_in(key, h), job.shape, job.dtype, _named(job.sharding)
+        )
 
     def plain(key: jax.Array) -> jax.Array:
         x = init(jax.random.fold_in(key, h), job.shape, job.dtype)
@@ -361,7 +381,11 @@ def _named(sharding: Any) -> NamedSharding | None:
 
 def _place(x: jax.Array, sharding: Any) -> jax.Array:
     """Puts a concrete result on its leaf's sharding (e.g. a single non-default device)."""
-    if sharding is None or isinstance(x, jax.core.Tracer) or x.sharding.is_equivalent_to(sharding, x.ndim):
+    if (
+        sharding is None
+        or isinstance(x, jax.core.Tracer)
+        or x.sharding.is_equivalent_to(sharding, x.ndim)
+    ):
         return x
     return jax.device_put(x, sharding)
 
