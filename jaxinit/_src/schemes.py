@@ -435,9 +435,30 @@ def dirac(groups: int = 1, *, layout: LayoutLike | None = None, dtype: Any = Non
 # Fan-scaled schemes
 
 
-def _xavier_std(gain: float, shape: tuple[int, ...], layout: Layout) -> float:
+def _xavier_std(gain: float, shape: tuple[int, ...], layout: Layout, packed: int = 1) -> float:
+    """torch's xavier std; ``packed`` projections share one weight (fan_out times ``packed``)."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape, layout)
-    return gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return gain * math.sqrt(2.0 / float(fan_in + packed * fan_out))
+
+
+def xavier_uniform_packed(
+    name: str, hyperparams: dict[str, Any], gain: float, packed: int, layout: Any, dtype: Any
+) -> Initializer:
+    """``xavier_uniform`` of one of ``packed`` projections stacked along the output axis."""
+
+    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
+        bound = math.sqrt(3.0) * _xavier_std(gain, shape, lay, packed)
+        return _uniform_bounds(-bound, bound, dt)
+
+    return _make(
+        name,
+        hyperparams,
+        prepare,
+        sampling.uniform_kernel,
+        layout=layout,
+        dtype=dtype,
+        check_shape=_needs_2d_or_more(name),
+    )
 
 
 def _gain(name: str, gain: Any) -> float:
@@ -470,20 +491,7 @@ def xavier_uniform(
     True
     """
     gain = _gain("xavier_uniform", gain)
-
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        bound = math.sqrt(3.0) * _xavier_std(gain, shape, lay)
-        return _uniform_bounds(-bound, bound, dt)
-
-    return _make(
-        "xavier_uniform",
-        {"gain": gain},
-        prepare,
-        sampling.uniform_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=_needs_2d_or_more("xavier_uniform"),
-    )
+    return xavier_uniform_packed("xavier_uniform", {"gain": gain}, gain, 1, layout, dtype)
 
 
 @builder

@@ -26,11 +26,10 @@ import dataclasses
 import math
 from typing import Any
 
-from jaxinit._src import sampling
 from jaxinit._src.core import Initializer, builder
 from jaxinit._src.gain import calculate_gain
-from jaxinit._src.layout import FLAX, Layout, LayoutLike, calculate_fan_in_and_fan_out
-from jaxinit._src.schemes import _make, _needs_2d_or_more, kaiming_uniform, normal, uniform
+from jaxinit._src.layout import FLAX, Layout, LayoutLike
+from jaxinit._src.schemes import kaiming_uniform, normal, uniform, xavier_uniform_packed
 
 __all__ = [
     "torch_conv_transpose_weight",
@@ -159,17 +158,6 @@ def torch_mha_in_proj(
             f"torch_mha_in_proj: num_packed must be a positive int, got {num_packed!r}"
         )
 
-    def prepare(shape, lay, dt):
-        fan_in, fan_out = calculate_fan_in_and_fan_out(shape, lay)
-        bound = math.sqrt(6.0 / float(fan_in + num_packed * fan_out))
-        return (-bound, bound)
-
-    return _make(
-        "torch_mha_in_proj",
-        {"num_packed": num_packed},
-        prepare,
-        sampling.uniform_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=_needs_2d_or_more("torch_mha_in_proj"),
+    return xavier_uniform_packed(
+        "torch_mha_in_proj", {"num_packed": num_packed}, 1.0, num_packed, layout, dtype
     )
