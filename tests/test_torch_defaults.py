@@ -763,3 +763,59 @@ def test_init_equals_reinit_on_the_mixed_model():
         model.init(key, x), jaxinit.flax.TORCH_DEFAULTS, key=key, model=model, args=(x,)
     )
     chex.assert_trees_all_equal(got, want)
+
+
+# ---------------------------------------------------------------------------
+# Layers stacked by nn.scan: each layer gets its own torch fan, not the stack's.
+
+
+class _ScanBlock(nn.Module):
+    @nn.compact
+    def __call__(self, x, _):
+        h = nn.Dense(16)(x)
+        h = nn.Conv(8, (3,))(h[..., None])[..., 0]
+        q = x[:, None, :].repeat(3, 1)
+        y = nn.MultiHeadDotProductAttention(num_heads=2)(q, q)[:, 0]
+        return x + h[..., :8].sum(-1, keepdims=True) + y, None
+
+
+class _Scanned(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        stack = nn.scan(
+            _ScanBlock,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            length=6,
+        )
+        return stack(name="blocks")(x, None)[0]
+
+
+def test_scanned_layers_get_per_layer_torch_fans():
+    # torch's bounds for one block: Linear(8, 16): 1/sqrt(8); Conv1d(1, 8, 3):
+    # 1/sqrt(1 * 3); MultiheadAttention(8, 2): packed xavier sqrt(6 / (8 + 3 * 8))
+    # for q/k/v, out_proj Linear(8, 8): 1/sqrt(8); attention biases 0.
+    x = jnp.ones((2, 8))
+    params = jaxinit.flax.init(_Scanned(), jax.random.key(3), x, rules=jaxinit.flax.TORCH_DEFAULTS)[
+        "params"
+    ]["blocks"]
+    attn = params["MultiHeadDotProductAttention_0"]
+    expected = {
+        "Dense_0/kernel": (params["Dense_0"]["kernel"], 1 / math.sqrt(8)),
+        "Dense_0/bias": (params["Dense_0"]["bias"], 1 / math.sqrt(8)),
+        "Conv_0/kernel": (params["Conv_0"]["kernel"], 1 / math.sqrt(3)),
+        "Conv_0/bias": (params["Conv_0"]["bias"], 1 / math.sqrt(3)),
+        "query/kernel": (attn["query"]["kernel"], math.sqrt(6 / 32)),
+        "key/kernel": (attn["key"]["kernel"], math.sqrt(6 / 32)),
+        "value/kernel": (attn["value"]["kernel"], math.sqrt(6 / 32)),
+        "out/kernel": (attn["out"]["kernel"], 1 / math.sqrt(8)),
+    }
+    for name, (leaf, bound) in expected.items():
+        assert leaf.shape[0] == 6, name
+        values = np.asarray(leaf, np.float64).ravel()
+        assert np.abs(values).max() <= np.float32(bound), name
+        # Exact uniform law U(-bound, bound): a wrong fan (the stack's) changes the scale.
+        p = scipy.stats.kstest(values, scipy.stats.uniform(-bound, 2 * bound).cdf).pvalue
+        assert p > 1e-3, (name, p)
+    for name in ("query", "key", "value", "out"):
+        assert not np.any(np.asarray(attn[name]["bias"])), name

@@ -73,30 +73,41 @@ def _kernel_shape(leaf: Leaf) -> tuple[int, ...]:
     return tuple(kernel.shape)
 
 
+def _count(x: Any) -> int:
+    """How many axes an ``int | Sequence[int]`` attribute names."""
+    return 1 if isinstance(x, int) else len(x)
+
+
 def torch_fan_in(leaf: Leaf) -> int:
-    """torch's ``fan_in`` of the weight of the linear-like layer owning ``leaf``."""
+    """torch's ``fan_in`` of the weight of the linear-like layer owning ``leaf``.
+
+    Read from the trailing axes of the kernel, so a kernel stacked by
+    ``nn.scan``/``nn.vmap`` (``(layers, *kernel)``) gets each layer's fan,
+    as the torch model's separate layers have.
+    """
     owner = leaf.owner_of(LINEAR)
     shape = _kernel_shape(leaf)
     module = owner.module if owner is not None else None
     cls = owner.cls if owner is not None else None
-    if cls is not None and issubclass(cls, DENSE_GENERAL) and module is not None:
-        in_features = getattr(module, "in_features", None)
-        if isinstance(in_features, tuple | list) and hasattr(module, "out_features"):  # NNX
-            return math.prod(in_features)
-        axis = getattr(module, "axis", -1)
-        n_in = 1 if isinstance(axis, int) else len(axis)
-        batch = getattr(module, "batch_dims", ())
-        n_batch = 1 if isinstance(batch, int) else len(batch)
-        return math.prod(shape[n_batch : n_batch + n_in])
-    if cls is not None and issubclass(cls, DENSE_GENERAL):
+    if cls is None or module is None:
         bias = leaf.siblings.get("bias")
         n_out = len(bias.shape) if bias is not None else 1
         return math.prod(shape[: len(shape) - n_out])
-    if cls is not None and issubclass(cls, CONV_TRANSPOSE):
+    if issubclass(cls, DENSE_GENERAL):
+        in_features = getattr(module, "in_features", None)
+        if isinstance(in_features, tuple | list) and hasattr(module, "out_features"):  # NNX
+            return math.prod(in_features)
+        n_in = _count(getattr(module, "axis", -1))
+        n_feat = _count(getattr(module, "features", 1))
+        return math.prod(shape[len(shape) - n_feat - n_in : len(shape) - n_feat])
+    kernel_size = getattr(module, "kernel_size", None)
+    n_k = _count(kernel_size) if kernel_size is not None else 0
+    field = math.prod(shape[len(shape) - 2 - n_k : len(shape) - 2])
+    if issubclass(cls, CONV_TRANSPOSE):
         # torch's weight is (in, out/groups, *k) and fan_in reads dim 1.
         swapped = bool(getattr(module, "transpose_kernel", False))
-        return math.prod(shape[:-2]) * shape[-2 if swapped else -1]
-    return math.prod(shape[:-1])
+        return field * shape[-2 if swapped else -1]
+    return field * shape[-2]  # Dense (no kernel axes) and Conv: in/groups * prod(k)
 
 
 def _linear(leaf: Leaf, layout: Layout) -> Any:
@@ -125,9 +136,11 @@ def _in_proj(leaf: Leaf, layout: Layout) -> Any:
     for name in ("query", "key", "value"):
         kernel = leaf.lookup.get((*base, name, "kernel"))
         if kernel is not None:
-            widths.append(kernel.shape[0])
-    embed = math.prod(leaf.shape[1:])  # heads * head_dim
-    fan_in = leaf.shape[0]
+            widths.append(kernel.shape[-3])
+    # A projection kernel is (..., in, heads, head_dim); leading axes are
+    # layers stacked by nn.scan / nn.vmap.
+    embed = leaf.shape[-2] * leaf.shape[-1]
+    fan_in = leaf.shape[-3]
     packed = len(widths) == 3 and all(w == embed for w in widths)
     bound = math.sqrt(6.0 / float(fan_in + (3 if packed else 1) * embed))
     return uniform(-bound, bound)
