@@ -439,3 +439,22 @@ def chi2_uniform_pvalue(counts: np.ndarray) -> float:
     """Pearson chi-square p-value of ``counts`` against equal expected counts."""
     counts = np.asarray(counts, np.float64).ravel()
     return float(scipy.stats.chisquare(counts).pvalue)
+
+
+# The 14 torch.nn.init schemes, in torch's order (one list for every test file).
+SCHEME_NAMES = (
+    "uniform",
+    "normal",
+    "trunc_normal",
+    "constant",
+    "ones",
+    "zeros",
+    "eye",
+    "dirac",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
+)

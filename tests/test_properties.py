@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import jaxinit
+from tests.records import SCHEME_NAMES
 
 SETTINGS = settings(
     deadline=None,
@@ -53,26 +54,7 @@ nonlinearities = st.sampled_from(
 @st.composite
 def builders(draw, value=moderate):
     """(name, builder thunk) with hyperparameters drawn from ``value``."""
-    name = draw(
-        st.sampled_from(
-            [
-                "uniform",
-                "normal",
-                "trunc_normal",
-                "constant",
-                "ones",
-                "zeros",
-                "eye",
-                "dirac",
-                "xavier_uniform",
-                "xavier_normal",
-                "kaiming_uniform",
-                "kaiming_normal",
-                "orthogonal",
-                "sparse",
-            ]
-        )
-    )
+    name = draw(st.sampled_from(SCHEME_NAMES))
     kw = {}
     if name == "uniform":
         kw = {"a": draw(value), "b": draw(value)}

@@ -11,23 +11,9 @@ import pytest
 
 import jaxinit
 import jaxinit.flax
+from tests.records import SCHEME_NAMES
 
-SCHEMES = [
-    "uniform",
-    "normal",
-    "trunc_normal",
-    "constant",
-    "ones",
-    "zeros",
-    "eye",
-    "dirac",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "orthogonal",
-    "sparse",
-]
+SCHEMES = list(SCHEME_NAMES)
 TORCH_DEFAULT_BUILDERS = [
     "torch_linear_weight",
     "torch_linear_bias",
