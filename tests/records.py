@@ -29,7 +29,7 @@ import torch
 import torch.nn.init as tinit
 
 import jaxinit
-from jaxinit._src import variants
+import jaxinit.flax
 
 # A correct implementation fails one KS test with probability KS_ALPHA (for a
 # given seed); with ~200 KS tests in the suite, the odds that a fresh choice of
@@ -188,7 +188,7 @@ class Scheme:
         return REAL_DTYPES + (("complex64",) if self.complex_ok else ())
 
     def make(self, layout: str = "torch", **override: Any) -> jaxinit.Initializer:
-        """The initializer for ``layout``: ``jaxinit.X`` or ``variants.flax_X``."""
+        """The initializer for ``layout``: ``jaxinit.X`` or ``jaxinit.flax.X``."""
         kwargs = {**self.kwargs, **override}
         if layout == "torch":
             return self.build(**kwargs)
@@ -217,7 +217,7 @@ def _row(name: str, kwargs: dict[str, Any], ranks=(2, 3, 4, 5), **extra: Any) ->
     return Scheme(
         name=name,
         build=getattr(jaxinit, name),
-        flax_build=getattr(variants, f"flax_{name}"),
+        flax_build=getattr(jaxinit.flax, name),
         torch_fn=getattr(tinit, f"{name}_"),
         kwargs=kwargs,
         ranks=ranks,

@@ -186,7 +186,11 @@ def test_layout_constants_and_strings():
         (lambda: jaxinit.Layout((), 0), TypeError, "in_axis must be"),
         (lambda: jaxinit.Layout(0, 1.5), TypeError, "out_axis must be"),
         (lambda: jaxinit.calculate_fan_in_and_fan_out((3, -4)), ValueError, "non-negative"),
-        (lambda: jaxinit.calculate_fan_in_and_fan_out((3, 4.0)), TypeError, "sequence of ints"),
+        (
+            lambda: jaxinit.calculate_fan_in_and_fan_out((3, 4.0)),
+            TypeError,
+            "sequence of concrete ints",
+        ),
     ],
 )
 def test_layout_errors(make, exc, match):

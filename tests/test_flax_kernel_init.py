@@ -16,7 +16,7 @@ import torch.nn.init as tinit
 from flax import nnx
 
 import jaxinit
-from jaxinit._src import variants
+import jaxinit.flax
 from tests import records as R
 
 
@@ -40,15 +40,15 @@ def _check(ours: np.ndarray, scheme: R.Scheme, torch_shape, what: str) -> None:
 DENSE = [
     (jaxinit.kaiming_normal(mode="fan_out", layout="flax"), R.kaiming_normal(mode="fan_out")),
     (
-        variants.flax_kaiming_normal(mode="fan_out", nonlinearity="relu"),
+        jaxinit.flax.kaiming_normal(mode="fan_out", nonlinearity="relu"),
         R.kaiming_normal(mode="fan_out", nonlinearity="relu"),
     ),
-    (variants.flax_kaiming_uniform(a=math.sqrt(5)), R.kaiming_uniform(a=math.sqrt(5))),
+    (jaxinit.flax.kaiming_uniform(a=math.sqrt(5)), R.kaiming_uniform(a=math.sqrt(5))),
     (jaxinit.xavier_uniform(layout="flax"), R.xavier_uniform()),
-    (variants.flax_xavier_normal(gain=2.0), R.xavier_normal(gain=2.0)),
-    (variants.flax_trunc_normal(std=0.02), R.trunc_normal(std=0.02)),
-    (variants.flax_orthogonal(), R.orthogonal()),
-    (variants.flax_sparse(0.25), None),
+    (jaxinit.flax.xavier_normal(gain=2.0), R.xavier_normal(gain=2.0)),
+    (jaxinit.flax.trunc_normal(std=0.02), R.trunc_normal(std=0.02)),
+    (jaxinit.flax.orthogonal(), R.orthogonal()),
+    (jaxinit.flax.sparse(0.25), None),
 ]
 
 
@@ -71,8 +71,8 @@ def test_linen_dense(init, scheme):
 
 CONV = [
     (jaxinit.kaiming_normal(mode="fan_out", layout="flax"), R.kaiming_normal(mode="fan_out")),
-    (variants.flax_kaiming_uniform(a=math.sqrt(5)), R.kaiming_uniform(a=math.sqrt(5))),
-    (variants.flax_xavier_uniform(), R.xavier_uniform()),
+    (jaxinit.flax.kaiming_uniform(a=math.sqrt(5)), R.kaiming_uniform(a=math.sqrt(5))),
+    (jaxinit.flax.xavier_uniform(), R.xavier_uniform()),
     (jaxinit.orthogonal(layout="flax"), R.orthogonal()),
 ]
 
@@ -96,7 +96,7 @@ def test_nnx_linear_and_conv():
     n = R.n_draws(torch_shape)
     kernels = [
         nnx.Linear(
-            24, 40, kernel_init=variants.flax_kaiming_uniform(a=math.sqrt(5)), rngs=nnx.Rngs(i)
+            24, 40, kernel_init=jaxinit.flax.kaiming_uniform(a=math.sqrt(5)), rngs=nnx.Rngs(i)
         ).kernel[...]
         for i in range(n)
     ]
@@ -116,7 +116,7 @@ def test_nnx_linear_and_conv():
 
 
 def test_eye_dense_equals_torch_and_is_identity():
-    module = nn.Dense(6, kernel_init=variants.flax_eye(), use_bias=False)
+    module = nn.Dense(6, kernel_init=jaxinit.flax.eye(), use_bias=False)
     x = jax.random.normal(jax.random.key(1), (3, 4))
     params = module.init(jax.random.key(0), x)
     kernel = np.asarray(params["params"]["kernel"])
@@ -139,7 +139,7 @@ def test_dirac_conv_equals_torch_and_is_identity(kernel_size, groups):
         kernel_size=kernel_size,
         feature_group_count=groups,
         use_bias=False,
-        kernel_init=variants.flax_dirac(groups=groups),
+        kernel_init=jaxinit.flax.dirac(groups=groups),
     )
     x = jax.random.normal(jax.random.key(1), (2, *([5] * len(kernel_size)), c))
     params = module.init(jax.random.key(0), x)

@@ -1,7 +1,7 @@
 """Every scheme against real torch.nn.init (torch 2.13): distributions by KS and
 moments, deterministic schemes bit for bit, structure (orthogonality, sparsity)
 exactly, in the torch layout (``jaxinit.X``) and the flax layout
-(``jaxinit.flax.X``, i.e. ``variants.flax_X``)."""
+(``jaxinit.flax.X``, i.e. the flax variant)."""
 
 from __future__ import annotations
 
@@ -317,9 +317,7 @@ def test_eye_bitwise(torch_shape, dtype, request):
     np.testing.assert_array_equal(
         _ours(jaxinit.eye(layout="flax"), torch_shape[::-1], dtype), expected.T
     )
-    from jaxinit._src import variants
-
-    np.testing.assert_array_equal(_ours(variants.flax_eye(), torch_shape[::-1], dtype), expected.T)
+    np.testing.assert_array_equal(_ours(jaxinit.flax.eye(), torch_shape[::-1], dtype), expected.T)
 
 
 DIRAC_CASES = [

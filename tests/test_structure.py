@@ -25,7 +25,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxinit
-from jaxinit._src.sampling import sparse_mask
+from jaxinit._src.structured import sparse_mask
 from tests import records
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"

@@ -156,12 +156,13 @@ class Pair:
     param: str  # torch parameter or buffer name
     rows: tuple[int, int] | None  # slice of dim 0 of the torch tensor
     to_torch: Callable[[np.ndarray], np.ndarray]
-    kind: str  # "uniform", "normal", "ones" or "zeros"
+    kind: str  # "uniform", "sum" (of two uniforms), "normal", "ones" or "zeros"
     collection: str = "params"
+    part: tuple[int, int] | None = None  # slice of the flax leaf's last axis
 
     @property
     def id(self) -> str:
-        return self.flax
+        return self.flax if self.part is None else f"{self.flax}[{self.part[0]}:{self.part[1]}]"
 
 
 T = lambda w: w.T  # noqa: E731  dense kernel (in, out) -> torch weight (out, in)
@@ -244,6 +245,12 @@ def _common() -> list[Pair]:
     return pairs
 
 
+# A Flax bias that stands for torch's b_ih + b_hh (the cell adds its input and
+# hidden projections before the gate) is compared with torch's effective bias,
+# the sum "bias_ih+bias_hh" of the torch module's two parameters.
+SUMMED = "bias_ih+bias_hh"
+
+
 def _linen_cells() -> list[Pair]:
     u = "uniform"
     pairs = []
@@ -251,14 +258,17 @@ def _linen_cells() -> list[Pair]:
         for gate, rows in zip("ifgo", _gates(4)):
             pairs.append(Pair(f"{cell}/i{gate}/kernel", cell, "weight_ih", rows, T, u))
             pairs.append(Pair(f"{cell}/h{gate}/kernel", cell, "weight_hh", rows, T, u))
-            pairs.append(Pair(f"{cell}/h{gate}/bias", cell, "bias_hh", rows, SAME, u))
+            pairs.append(Pair(f"{cell}/h{gate}/bias", cell, SUMMED, rows, SAME, "sum"))
     for gate, rows in zip("rzn", _gates(3)):
         pairs.append(Pair(f"gru/i{gate}/kernel", "gru", "weight_ih", rows, T, u))
         pairs.append(Pair(f"gru/h{gate}/kernel", "gru", "weight_hh", rows, T, u))
-        pairs.append(Pair(f"gru/i{gate}/bias", "gru", "bias_ih", rows, SAME, u))
+    # r, z: sigma(W_i x + b_i + W_h h + b_h) -> the sum; n keeps b_in and b_hn apart
+    for gate, rows in zip("rz", _gates(2)):
+        pairs.append(Pair(f"gru/i{gate}/bias", "gru", SUMMED, rows, SAME, "sum"))
+    pairs.append(Pair("gru/in/bias", "gru", "bias_ih", _gates(3)[2], SAME, u))
     pairs.append(Pair("gru/hn/bias", "gru", "bias_hh", _gates(3)[2], SAME, u))
     pairs.append(Pair("rnn/i/kernel", "rnn", "weight_ih", None, T, u))
-    pairs.append(Pair("rnn/i/bias", "rnn", "bias_ih", None, SAME, u))
+    pairs.append(Pair("rnn/i/bias", "rnn", SUMMED, None, SAME, "sum"))
     pairs.append(Pair("rnn/h/kernel", "rnn", "weight_hh", None, T, u))
     return pairs
 
@@ -269,15 +279,19 @@ def _nnx_cells() -> list[Pair]:
     for gate, rows in zip(("i", "f_", "g", "o"), _gates(4)):  # nnx names the f gate "if_"
         pairs.append(Pair(f"lstm/i{gate}/kernel", "lstm", "weight_ih", rows, T, u))
         pairs.append(Pair(f"lstm/h{gate[0]}/kernel", "lstm", "weight_hh", rows, T, u))
-        pairs.append(Pair(f"lstm/h{gate[0]}/bias", "lstm", "bias_hh", rows, SAME, u))
+        pairs.append(Pair(f"lstm/h{gate[0]}/bias", "lstm", SUMMED, rows, SAME, "sum"))
     # nnx OptimizedLSTMCell / GRUCell / SimpleCell pack the gates (i, f, g, o / r, z, n)
     # along the output axis, in torch's order.
     for cell in ("olstm", "gru", "rnn"):
         pairs.append(Pair(f"{cell}/dense_i/kernel", cell, "weight_ih", None, T, u))
         pairs.append(Pair(f"{cell}/dense_h/kernel", cell, "weight_hh", None, T, u))
-    pairs.append(Pair("olstm/dense_h/bias", "olstm", "bias_hh", None, SAME, u))
-    pairs.append(Pair("gru/dense_i/bias", "gru", "bias_ih", None, SAME, u))
-    pairs.append(Pair("rnn/dense_i/bias", "rnn", "bias_ih", None, SAME, u))
+    pairs.append(Pair("olstm/dense_h/bias", "olstm", SUMMED, None, SAME, "sum"))
+    # nnx GRUCell: one input bias (r, z, n); r and z stand for sums, n for b_in
+    # (nnx's GRU has no b_hn at all).
+    rz, n = (0, 2 * H), (2 * H, 3 * H)
+    pairs.append(Pair("gru/dense_i/bias", "gru", SUMMED, rz, SAME, "sum", part=rz))
+    pairs.append(Pair("gru/dense_i/bias", "gru", "bias_ih", n, SAME, u, part=n))
+    pairs.append(Pair("rnn/dense_i/bias", "rnn", SUMMED, None, SAME, "sum"))
     return pairs
 
 
@@ -298,7 +312,8 @@ def torch_bound(pair: Pair) -> float:
     module = TORCH_MODULES[pair.module]()
     fan = torch.nn.init._calculate_fan_in_and_fan_out
     if isinstance(module, torch.nn.RNNCellBase):
-        return 1.0 / math.sqrt(module.hidden_size)
+        terms = 2 if pair.param == SUMMED else 1
+        return terms / math.sqrt(module.hidden_size)
     if isinstance(module, torch.nn.MultiheadAttention):
         if pair.param.endswith("proj_weight"):
             # xavier_uniform_ (gain 1) on the packed (3E, E) in_proj_weight, or on each
@@ -324,7 +339,7 @@ def torch_draws(pair: Pair) -> np.ndarray:
     ck = (pair.module, pair.param, pair.rows)
     if ck not in _TORCH_CACHE:
         size = _torch_slice(TORCH_MODULES[pair.module](), pair).size
-        random = pair.kind in ("uniform", "normal")
+        random = pair.kind in ("uniform", "sum", "normal")
         seeds = max(4, -(-N_TORCH // size)) if random else 4
         out = []
         for seed in range(seeds):
@@ -336,7 +351,7 @@ def torch_draws(pair: Pair) -> np.ndarray:
 
 def _torch_slice(module: torch.nn.Module, pair: Pair) -> np.ndarray:
     tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-    w = tensors[pair.param].detach().numpy()
+    w = sum(tensors[name].detach().numpy() for name in pair.param.split("+"))
     return w if pair.rows is None else w[pair.rows[0] : pair.rows[1]]
 
 
@@ -378,6 +393,8 @@ def _pool(x: np.ndarray) -> np.ndarray:
 
 
 def check_pair(pair: Pair, flax_draws: np.ndarray) -> None:
+    if pair.part is not None:
+        flax_draws = flax_draws[..., pair.part[0] : pair.part[1]]
     tdraws = torch_draws(pair)
     # 1. the table is right: one flax draw, moved to torch's layout, is the torch slice's shape
     assert pair.to_torch(flax_draws[0]).shape == tdraws.shape[1:], pair
@@ -391,12 +408,16 @@ def check_pair(pair: Pair, flax_draws: np.ndarray) -> None:
     assert fx.size >= N_MIN and tx.size >= N_MIN, (fx.size, tx.size)
     ks = scipy.stats.ks_2samp(fx, tx)
     assert ks.pvalue > P_MIN, f"{pair.flax}: KS p={ks.pvalue:.2e} (stat {ks.statistic:.4f})"
-    if pair.kind == "uniform":
+    if pair.kind in ("uniform", "sum"):
         bound = np.float32(torch_bound(pair))
         assert np.abs(tx).max() <= bound  # our formula is torch's
         assert np.abs(fx).max() <= bound, (pair.flax, np.abs(fx).max(), bound)
+    if pair.kind == "uniform":  # (a triangular sum rarely comes near its bound)
         assert np.abs(fx).max() >= 0.98 * bound, (pair.flax, np.abs(fx).max(), bound)
-    else:  # N(0, 1)
+    if pair.kind == "sum":  # the sum's std, sqrt(2/3)/sqrt(H), tells it from one uniform
+        std = math.sqrt(2.0 / 3.0) / math.sqrt(H)
+        assert abs(fx.std() - std) < 6 * std / math.sqrt(fx.size), (fx.std(), std)
+    if pair.kind == "normal":  # N(0, 1)
         assert abs(fx.mean()) < 6 / math.sqrt(fx.size)
         assert abs(fx.std() - 1.0) < 6 / math.sqrt(2 * fx.size)
 
@@ -406,11 +427,11 @@ def check_pair(pair: Pair, flax_draws: np.ndarray) -> None:
 
 
 def test_linen_table_covers_every_leaf(linen_draws):
-    assert sorted(linen_draws) == sorted(f"{p.collection}/{p.flax}" for p in LINEN_PAIRS)
+    assert sorted(linen_draws) == sorted({f"{p.collection}/{p.flax}" for p in LINEN_PAIRS})
 
 
 def test_nnx_table_covers_every_leaf(nnx_draws):
-    assert sorted(nnx_draws) == sorted(p.flax for p in NNX_PAIRS)
+    assert sorted(nnx_draws) == sorted({p.flax for p in NNX_PAIRS})
 
 
 @pytest.mark.parametrize("pair", LINEN_PAIRS, ids=lambda p: p.id)
@@ -666,13 +687,14 @@ def test_linear_bias_fan_in_zero_is_zero_like_torch():
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, None])
 def test_linear_bias_rejects_bad_fan_in(bad):
-    with pytest.raises(ValueError, match="torch_linear_bias"):
+    # a negative int is a ValueError; a float, bool or None a TypeError
+    with pytest.raises((ValueError, TypeError), match="torch_linear_bias: fan_in must be"):
         jaxinit.torch_linear_bias(bad)
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.0, False])
 def test_rnn_rejects_bad_hidden(bad):
-    with pytest.raises(ValueError, match="torch_rnn"):
+    with pytest.raises((ValueError, TypeError), match="torch_rnn: hidden_size must be"):
         jaxinit.torch_rnn(bad)
 
 

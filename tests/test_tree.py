@@ -821,7 +821,8 @@ def test_bad_initializer_names_rule_and_path_and_leaves_the_tree_untouched(bad, 
     rules = [("*bias", C(1.0)), ("*/Conv_1/kernel", init)]
     with pytest.raises((ValueError, TypeError)) as err:
         jaxinit.reinit(params, rules, key=KEY, donate=donate)
-    msg = str(err.value)
+    # the rule and the path travel as a note on the original exception
+    msg = "\n".join([str(err.value), *getattr(err.value, "__notes__", [])])
     assert "rule 1" in msg and "encoder/Conv_1/kernel" in msg, msg
     assert re.search(what, msg), msg
     # untouched: same objects, not deleted, same values

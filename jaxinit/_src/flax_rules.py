@@ -10,44 +10,50 @@ MultiHeadDotProductAttention / MultiHeadAttention  ``nn.MultiheadAttention``: qu
                                                    differ, as torch with kdim/vdim), out kernel
                                                    as Linear, every bias 0
 LSTMCell, OptimizedLSTMCell, GRUCell, SimpleCell,  ``nn.LSTMCell``/``GRUCell``/``RNNCell``: every
-MGUCell (Linen); LSTMCell, OptimizedLSTMCell,      parameter U(±1/sqrt(hidden)). Flax keeps one
-GRUCell, SimpleCell (NNX)                          bias where torch has ``b_ih`` and ``b_hh``; it
-                                                   is drawn like one of them
-Dense / Linear                                     ``nn.Linear``: kernel and bias U(±1/sqrt(in))
-DenseGeneral / LinearGeneral                       ``nn.Linear`` on the flattened in/out axes
-Conv (1-D/2-D/3-D, grouped)                        ``nn.ConvNd``: U(±1/sqrt(in/groups * prod(k)))
-ConvTranspose                                      ``nn.ConvTransposeNd``: U(±1/sqrt(out * prod(k)))
-                                                   (torch's fan_in of its (in, out, *k) weight)
+MGUCell (Linen); LSTMCell, OptimizedLSTMCell,      parameter U(±1/sqrt(hidden)); a Flax bias that
+GRUCell, SimpleCell (NNX)                          stands for torch's ``b_ih + b_hh`` is drawn as
+                                                   that sum (see ``SUMMED_BIASES``)
+Dense / Linear, DenseGeneral / LinearGeneral,      ``nn.Linear``/``nn.ConvNd``: kernel and bias
+Conv (grouped too), LoRALinear                     U(±1/sqrt(fan_in)), fan_in from the kernel
+ConvTranspose                                      ``nn.ConvTransposeNd``: U(±1/sqrt(out/g * prod(k)))
+                                                   (torch's fan_in of its (in, out/g, *k) weight)
 Embed                                              ``nn.Embedding``: N(0, 1)
 LayerNorm, RMSNorm, GroupNorm, BatchNorm,          scale 1, bias 0, running mean 0, var 1
 InstanceNorm
 =================================================  =============================================
 
-Composite layers come before their parts: the attention and recurrent-cell
-rules must win over the Dense rules that would otherwise match their inner
-layers. Every rule is optional, so the set applies to any model under
-``strict=True``.
+Fans come from each layer's kernel layout (:mod:`jaxinit._src.flax_layouts`),
+so layers stacked by ``nn.scan`` get per-layer torch fans. Composite layers
+come before their parts: the attention and recurrent-cell rules must win over
+the Dense rules that would otherwise match their inner layers. Every rule is
+optional, so the set applies to any model under ``strict=True``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flax.linen as nn
 from flax import nnx
 
-from jaxinit._src.layout import Layout
-from jaxinit._src.schemes import normal, ones, uniform, zeros
-from jaxinit._src.torch_defaults import linear_bound, linear_weight_bound, torch_rnn
+from jaxinit._src.flax_layouts import layer_layout
+from jaxinit._src.layout import Layout, calculate_fan_in_and_fan_out
+from jaxinit._src.schemes import ones, zeros
+from jaxinit._src.torch_defaults import (
+    torch_embedding,
+    torch_linear_bias,
+    torch_linear_weight,
+    torch_mha_in_proj,
+    torch_rnn,
+)
 from jaxinit._src.tree import Contextual, Leaf, Rule
 
-__all__ = ["TORCH_DEFAULTS"]
+__all__ = ["SUMMED_BIASES", "TORCH_DEFAULTS"]
 
 
-def _classes(*names: str, modules: tuple[Any, ...] = (nn, nnx)) -> tuple[type, ...]:
+def _classes(*names: str) -> tuple[type, ...]:
     found = []
-    for mod in modules:
+    for mod in (nn, nnx):
         for name in names:
             cls = getattr(mod, name, None)
             if isinstance(cls, type) and cls not in found:
@@ -57,14 +63,14 @@ def _classes(*names: str, modules: tuple[Any, ...] = (nn, nnx)) -> tuple[type, .
 
 ATTENTION = _classes("MultiHeadDotProductAttention", "MultiHeadAttention")
 CELLS = _classes("LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell", "MGUCell")
-DENSE_GENERAL = _classes("DenseGeneral", "LinearGeneral")
-CONV_TRANSPOSE = _classes("ConvTranspose")
-LINEAR = _classes("Dense", "Linear", "Conv", "LoRALinear") + DENSE_GENERAL + CONV_TRANSPOSE
+LINEAR = _classes(
+    "Dense", "Linear", "Conv", "LoRALinear", "DenseGeneral", "LinearGeneral", "ConvTranspose"
+)
 EMBED = _classes("Embed")
 NORMS = _classes("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm", "InstanceNorm")
 
 
-def _kernel_shape(leaf: Leaf) -> tuple[int, ...]:
+def _kernel_of(leaf: Leaf) -> tuple[int, ...]:
     if leaf.name == "kernel":
         return leaf.shape
     kernel = leaf.siblings.get("kernel")
@@ -73,82 +79,92 @@ def _kernel_shape(leaf: Leaf) -> tuple[int, ...]:
     return tuple(kernel.shape)
 
 
-def _count(x: Any) -> int:
-    """How many axes an ``int | Sequence[int]`` attribute names."""
-    return 1 if isinstance(x, int) else len(x)
-
-
 def torch_fan_in(leaf: Leaf) -> int:
-    """torch's ``fan_in`` of the weight of the linear-like layer owning ``leaf``.
-
-    Read from the trailing axes of the kernel, so a kernel stacked by
-    ``nn.scan``/``nn.vmap`` (``(layers, *kernel)``) gets each layer's fan,
-    as the torch model's separate layers have.
-    """
+    """torch's ``fan_in`` of the weight of the linear-like layer owning ``leaf``."""
     owner = leaf.owner_of(LINEAR)
-    shape = _kernel_shape(leaf)
-    module = owner.module if owner is not None else None
-    cls = owner.cls if owner is not None else None
-    if cls is None or module is None:
-        bias = leaf.siblings.get("bias")
-        n_out = len(bias.shape) if bias is not None else 1
-        return math.prod(shape[: len(shape) - n_out])
-    if issubclass(cls, DENSE_GENERAL):
-        in_features = getattr(module, "in_features", None)
-        if isinstance(in_features, tuple | list) and hasattr(module, "out_features"):  # NNX
-            return math.prod(in_features)
-        n_in = _count(getattr(module, "axis", -1))
-        n_feat = _count(getattr(module, "features", 1))
-        return math.prod(shape[len(shape) - n_feat - n_in : len(shape) - n_feat])
-    kernel_size = getattr(module, "kernel_size", None)
-    n_k = _count(kernel_size) if kernel_size is not None else 0
-    field = math.prod(shape[len(shape) - 2 - n_k : len(shape) - 2])
-    if issubclass(cls, CONV_TRANSPOSE):
-        # torch's weight is (in, out/groups, *k) and fan_in reads dim 1.
-        swapped = bool(getattr(module, "transpose_kernel", False))
-        return field * shape[-2 if swapped else -1]
-    return field * shape[-2]  # Dense (no kernel axes) and Conv: in/groups * prod(k)
+    if owner is None:
+        raise ValueError(f"the layer owning {leaf.path_str!r} is unknown")
+    kernel = _kernel_of(leaf)
+    layout = layer_layout(owner.module, kernel)
+    if layout is None:
+        raise ValueError(f"cannot read the kernel {kernel} of {owner.cls.__name__}")
+    return calculate_fan_in_and_fan_out(kernel, layout)[0]
 
 
 def _linear(leaf: Leaf, layout: Layout) -> Any:
-    fan_in = torch_fan_in(leaf)
-    bound = linear_weight_bound(fan_in) if leaf.name == "kernel" else linear_bound(fan_in)
-    return uniform(-bound, bound)
+    if leaf.name == "kernel":
+        return torch_linear_weight()  # its fans come from the layer's layout
+    return torch_linear_bias(torch_fan_in(leaf))
+
+
+def _in_proj(leaf: Leaf, layout: Layout) -> Any:
+    owner = leaf.owner_of(ATTENTION)
+    assert owner is not None
+    # torch packs q, k, v into one (3E, E) weight when all three read E
+    # features; a Flax projection kernel is (..., in, heads, head_dim).
+    embed = leaf.shape[-2] * leaf.shape[-1]
+    widths = [
+        kernel.shape[-3]
+        for name in ("query", "key", "value")
+        if (kernel := leaf.lookup.get((*owner.path, name, "kernel"))) is not None
+    ]
+    packed = len(widths) == 3 and all(w == embed for w in widths)
+    return torch_mha_in_proj(3 if packed else 1)
+
+
+# Where a Flax cell holds one bias for torch's b_ih + b_hh (its input and
+# hidden projections are added before the gate), the bias is drawn as that sum.
+# Derived from each cell's equations (flax linen/recurrent.py, nnx/nn/recurrent.py):
+#   LSTM   i, f, g, o = act(W_i x + W_h h + b): Flax's b sits in the hidden projections
+#   GRU    r, z = sigma(W_i x + W_h h + b) (summed); n = tanh(W_in x + b_in + r (W_hn h + b_hn))
+#          keeps b_in and b_hn apart, as Linen does; NNX's GRUCell has no b_hn.
+#   RNN    h = tanh(W_i x + b + W_h h): one Flax bias for two torch ones.
+#   MGU    (no torch cell) f = sigma(W_if x + W_hf h + b): summed, like GRU's z; its n gate
+#          is GRU's when reset_gate is set, else its input bias stands for two.
+def _mgu_in(module: Any) -> int:
+    return 1 if getattr(module, "reset_gate", True) else 2
+
+
+SUMMED_BIASES: tuple[tuple[tuple[type, ...], dict[str, Any]], ...] = (
+    (
+        _classes("LSTMCell", "OptimizedLSTMCell"),
+        {"hi/bias": 2, "hf/bias": 2, "hg/bias": 2, "ho/bias": 2, "dense_h/bias": 2},
+    ),
+    (_classes("SimpleCell"), {"i/bias": 2, "dense_i/bias": 2}),
+    (
+        (nn.GRUCell,),
+        {"ir/bias": 2, "iz/bias": 2, "in/bias": 1, "hn/bias": 1},
+    ),
+    ((nnx.GRUCell,), {"dense_i/bias": (2, 2, 1)}),
+    ((nn.MGUCell,), {"if/bias": 2, "in/bias": _mgu_in, "hn/bias": 1}),
+)
+"""Per cell class: the bias paths below the cell and how many torch biases each sums."""
+
+
+def _terms(leaf: Leaf, owner_path: tuple[str, ...], module: Any) -> Any:
+    below = "/".join(leaf.path[len(owner_path) :])
+    for classes, table in SUMMED_BIASES:
+        if isinstance(module, classes) and below in table:
+            terms = table[below]
+            return terms(module) if callable(terms) else terms
+    return 1
 
 
 def _rnn(leaf: Leaf, layout: Layout) -> Any:
     owner = leaf.owner_of(CELLS)
     module = owner.module if owner is not None else None
     hidden = getattr(module, "hidden_features", None) or getattr(module, "features", None)
-    if not isinstance(hidden, int):
+    if owner is None or not isinstance(hidden, int):
         raise ValueError(
             f"cannot tell the hidden size of the cell owning {leaf.path_str!r}: its module "
             "is unknown (use jaxinit.flax.init, or reinit with model=)"
         )
-    return torch_rnn(hidden)
-
-
-def _in_proj(leaf: Leaf, layout: Layout) -> Any:
-    owner = leaf.owner_of(ATTENTION)
-    assert owner is not None
-    base = owner.path
-    widths = []
-    for name in ("query", "key", "value"):
-        kernel = leaf.lookup.get((*base, name, "kernel"))
-        if kernel is not None:
-            widths.append(kernel.shape[-3])
-    # A projection kernel is (..., in, heads, head_dim); leading axes are
-    # layers stacked by nn.scan / nn.vmap.
-    embed = leaf.shape[-2] * leaf.shape[-1]
-    fan_in = leaf.shape[-3]
-    packed = len(widths) == 3 and all(w == embed for w in widths)
-    bound = math.sqrt(6.0 / float(fan_in + (3 if packed else 1) * embed))
-    return uniform(-bound, bound)
+    return torch_rnn(hidden, _terms(leaf, owner.path, module))
 
 
 _linear_default = Contextual(_linear, "torch Linear default (fan_in from the weight)")
-_rnn_default = Contextual(_rnn, "torch RNN default U(±1/sqrt(hidden))")
-_in_proj_default = Contextual(_in_proj, "torch MultiheadAttention in_proj (packed xavier_uniform)")
+_rnn_default = Contextual(_rnn, "torch RNN default U(±1/sqrt(hidden)), summed biases")
+_in_proj_default = Contextual(_in_proj, "torch MultiheadAttention in_proj (packed xavier)")
 
 
 def _optional(selector: Any, init: Any) -> Rule:
@@ -167,7 +183,7 @@ TORCH_DEFAULTS: tuple[Rule, ...] = (
     _optional(CELLS, _rnn_default),
     _optional((LINEAR, "kernel"), _linear_default),
     _optional((LINEAR, "bias"), _linear_default),
-    _optional((EMBED, "embedding"), normal(0.0, 1.0)),
+    _optional((EMBED, "embedding"), torch_embedding()),
     _optional((NORMS, "scale"), ones()),
     _optional((NORMS, "bias"), zeros()),
     _optional((NORMS, "mean"), zeros()),

@@ -3,7 +3,9 @@
 Paths are what the target holds: a Linen variables dict gives
 ``params/conv_1/kernel``, its ``params`` dict ``conv_1/kernel``, an NNX module
 ``conv/kernel``. Module classes come from the NNX graph, or, for Linen, from
-tracing the model abstractly under ``flax.linen.intercept_methods``.
+tracing the model abstractly under ``flax.linen.intercept_methods``. A leaf
+owned by a Flax built-in layer is read in that layer's kernel layout
+(:mod:`jaxinit._src.flax_layouts`); any other leaf in the flax layout.
 """
 
 from __future__ import annotations
@@ -16,32 +18,38 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxinit._src.layout import FLAX
-from jaxinit._src.tree import Job, Leaf, Owner, Rule, as_rules, donation, draw, make_leaves, plan
+from jaxinit._src.draw import draw_jobs
+from jaxinit._src.flax_layouts import layer_layout
+from jaxinit._src.layout import FLAX, Layout
+from jaxinit._src.tree import (
+    Leaf,
+    Owner,
+    Unmatched,
+    as_rules,
+    check_classes_known,
+    key_name,
+    make_leaves,
+    plan,
+)
 
 __all__ = ["init", "reinit"]
 
 
-def _is_box(x: Any) -> bool:
+def is_box(x: Any) -> bool:
+    """An ``nn.Partitioned`` (or other ``AxisMetadata``) box around a leaf."""
     return isinstance(x, nn.meta.AxisMetadata)
 
 
-def _unbox(x: Any) -> Any:
-    return x.value if _is_box(x) else x
+def unbox(x: Any) -> Any:
+    return x.value if is_box(x) else x
 
 
 def _rebox(old: Any, new: Any) -> Any:
-    return old.replace_boxed(new) if _is_box(old) else new
+    return old.replace_boxed(new) if is_box(old) else new
 
 
-def _key_name(k: Any) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
-
-
-def _params_key(key: Any) -> jax.Array:
+def params_key(key: Any) -> jax.Array:
+    """The key the rules use: ``key`` itself, or ``key["params"]`` of a dict of keys."""
     if isinstance(key, Mapping):
         if "params" not in key:
             raise ValueError("key: a dict of keys must have a 'params' entry")
@@ -49,11 +57,20 @@ def _params_key(key: Any) -> jax.Array:
     return key
 
 
+def flax_layout(path: tuple[str, ...], value: Any, owners: tuple[Owner, ...]) -> Layout:
+    """A leaf's layout: its owning built-in layer's kernel layout, else the flax layout."""
+    if owners and owners[-1].path == path[:-1]:
+        layout = layer_layout(owners[-1].module, tuple(value.shape))
+        if layout is not None:
+            return layout
+    return FLAX
+
+
 # ----------------------------------------------------------------------------
 # Linen
 
 
-def _record_modules(model: nn.Module, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]):
+def record_modules(model: nn.Module, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]):
     """Abstract variables of ``model.init`` and the module at every path."""
     modules: dict[tuple[str, ...], nn.Module] = {}
 
@@ -76,10 +93,13 @@ def _record_modules(model: nn.Module, key: Any, args: Sequence[Any], kwargs: Map
     return abstract, modules
 
 
-def _linen_leaves(variables: Any, modules: Mapping[tuple[str, ...], Any] | None, collections: bool):
-    flat, treedef = jax.tree_util.tree_flatten_with_path(variables, is_leaf=_is_box)
-    paths = [tuple(_key_name(k) for k in kp) for kp, _ in flat]
-    values = [_unbox(v) for _, v in flat]
+def linen_leaves(
+    variables: Any, modules: Mapping[tuple[str, ...], Any] | None, collections: bool
+) -> tuple[list[Any], Any, list[Leaf]]:
+    """(boxed leaves, treedef, Leaf records) of a Linen variables (or params) dict."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(variables, is_leaf=is_box)
+    paths = [tuple(key_name(k) for k in kp) for kp, _ in flat]
+    values = [unbox(v) for _, v in flat]
 
     def owners_of(i: int) -> tuple[Owner, ...]:
         if not modules:
@@ -93,49 +113,41 @@ def _linen_leaves(variables: Any, modules: Mapping[tuple[str, ...], Any] | None,
                 found.append(Owner(prefix + module_path[:depth], type(mod), mod))
         return tuple(found)
 
-    records, indices = make_leaves(paths, values, owners_of)
-    return [v for _, v in flat], treedef, records, indices
+    leaves = make_leaves(paths, values, owners_of, flax_layout)
+    return [v for _, v in flat], treedef, leaves
 
 
-def _needs_classes(rules: Sequence[Rule]) -> bool:
-    return any(
-        not isinstance(r.selector, str)
-        and not callable(r.selector)
-        or isinstance(r.selector, type | tuple)
-        for r in rules
-    )
+_LINEN_HINT = (
+    "A Linen variables dict does not record module classes: use "
+    "jaxinit.flax.init(model, key, *args, rules=...) or pass model= (and args=) to "
+    "jaxinit.flax.reinit."
+)
 
 
-def _linen_reinit(target, rules, key, strict, donate, model, args, kwargs):
+def _linen_reinit(target, rules, key, strict, unmatched, donate, model, args, kwargs):
     modules = None
     collections = True
     if model is not None:
-        abstract, modules = _record_modules(model, key, args, kwargs)
+        abstract, modules = record_modules(model, key, args, kwargs)
         collections = isinstance(target, Mapping) and set(target) <= set(abstract) and bool(target)
-    elif _needs_classes(rules):
-        raise ValueError(
-            "these rules select by module class, but a Linen variables dict does not record "
-            "module classes: use jaxinit.flax.init(model, key, *args, rules=...) or pass "
-            "model= (and args=) to jaxinit.flax.reinit"
-        )
-    boxed, treedef, records, indices = _linen_leaves(target, modules, collections)
-    jobs = plan(records, rules, FLAX, strict)
+    boxed, treedef, leaves = linen_leaves(target, modules, collections)
+    check_classes_known(rules, leaves, _LINEN_HINT)
+    jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return target
-    donated = donation([_unbox(b) for b in boxed], jobs, indices) if donate else []
-    new = draw(_params_key(key), jobs, donated)
-    leaves = list(boxed)
+    new = draw_jobs(params_key(key), jobs, [leaf.value for leaf in leaves], donate)
+    out = list(boxed)
     for job, x in zip(jobs, new):
-        i = indices[job.index]
-        leaves[i] = _rebox(leaves[i], x)
-    return jax.tree_util.tree_unflatten(treedef, leaves)
+        out[job.index] = _rebox(out[job.index], x)
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 # ----------------------------------------------------------------------------
 # NNX
 
 
-def _nnx_reinit(module, rules, key, strict, donate):
+def nnx_leaves(module: nnx.Module) -> tuple[list[Any], list[Leaf]]:
+    """(the NNX Variables, Leaf records) of a module's graph."""
     nodes = list(nnx.iter_graph(module))
     modules = {
         tuple(str(p) for p in path): node for path, node in nodes if isinstance(node, nnx.Module)
@@ -146,7 +158,7 @@ def _nnx_reinit(module, rules, key, strict, donate):
         if isinstance(node, nnx.Variable)
     ]
     paths = [p for p, _ in variables]
-    values = [v.get_value() if hasattr(v, "get_value") else v.value for _, v in variables]
+    values = [v.get_value() for _, v in variables]
 
     def owners_of(i: int) -> tuple[Owner, ...]:
         path = paths[i]
@@ -156,18 +168,17 @@ def _nnx_reinit(module, rules, key, strict, donate):
             if path[:d] in modules
         )
 
-    records, indices = make_leaves(paths, values, owners_of)
-    jobs = plan(records, rules, FLAX, strict)
+    return [v for _, v in variables], make_leaves(paths, values, owners_of, flax_layout)
+
+
+def _nnx_reinit(module, rules, key, strict, unmatched, donate):
+    variables, leaves = nnx_leaves(module)
+    jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return module
-    donated = donation(values, jobs, indices) if donate else []
-    new = draw(_params_key(key), jobs, donated)
+    new = draw_jobs(params_key(key), jobs, [leaf.value for leaf in leaves], donate)
     for job, x in zip(jobs, new):  # only now, when every draw succeeded
-        var = variables[indices[job.index]][1]
-        if hasattr(var, "set_value"):
-            var.set_value(x)
-        else:
-            var.value = x
+        variables[job.index].set_value(x)
     return module
 
 
@@ -181,6 +192,7 @@ def reinit(
     *,
     key: jax.Array,
     strict: bool = True,
+    unmatched: Unmatched = "keep",
     donate: bool = False,
     model: nn.Module | None = None,
     args: Sequence[Any] = (),
@@ -188,8 +200,11 @@ def reinit(
 ) -> Any:
     """Re-initializes the Flax parameters (and other variables) the rules select.
 
-    Initializers built without ``layout=`` get the flax layout
-    ``(*kernel, in, out)``.
+    Initializers built without ``layout=`` read a leaf in the kernel layout of
+    the Flax layer owning it (a ``ConvTranspose`` kernel as torch reads its
+    weight, an ``Embed`` table as torch's ``Embedding``, a kernel stacked by
+    ``nn.scan`` per layer), and in the flax layout ``(*kernel, in, out)``
+    where the owner is unknown.
 
     Args:
       target: a Linen variables dict (``{"params": ..., "batch_stats": ...}``)
@@ -199,9 +214,13 @@ def reinit(
         dict; first match wins. ``jaxinit.flax.TORCH_DEFAULTS`` is one.
       key: a PRNG key (or a dict with a ``"params"`` key); leaf ``path`` gets
         ``fold_in(key, stable_hash(path))``.
-      strict: if ``True``, a non-optional rule that matches nothing is an error.
+      strict: if ``True``, a non-optional rule that matches nothing is an
+        error saying why, where it can tell.
+      unmatched: ``"keep"`` (default) or ``"error"``: raise if a
+        floating-point leaf is left to no rule.
       donate: donate the replaced arrays' buffers (peak memory near one copy of
-        the parameters; the old arrays are deleted).
+        the parameters; the old arrays are deleted, unless a kept leaf shares
+        their buffer).
       model, args, kwargs: for a Linen dict, the model (and the inputs of
         ``model.init``) so class selectors know each module's class; traced
         abstractly, nothing is computed.
@@ -213,14 +232,23 @@ def reinit(
     Raises:
       TypeError: for a malformed rule.
       ValueError: for a strict rule matching nothing, a class selector on a
-        Linen dict without ``model=``, or an initializer returning the wrong
-        shape or dtype (naming the rule and path); the target is untouched.
+        Linen dict without ``model=``, uncovered leaves under
+        ``unmatched="error"``, or an initializer returning the wrong shape or
+        dtype (naming the rule and path); the target is untouched.
     """
     rules_t = as_rules(rules)
     if isinstance(target, nnx.Module):
-        return _nnx_reinit(target, rules_t, key, strict, donate)
+        return _nnx_reinit(target, rules_t, key, strict, unmatched, donate)
     return _linen_reinit(
-        target, rules_t, key, strict, donate, model, tuple(args), dict(kwargs or {})
+        target,
+        rules_t,
+        key,
+        strict,
+        unmatched,
+        donate,
+        model,
+        tuple(args),
+        dict(kwargs or {}),
     )
 
 
@@ -251,7 +279,7 @@ def _init_rest(
         for i, x in zip(slots, dyn):
             leaves[i] = x
         a, kw = jax.tree_util.tree_unflatten(in_tree, leaves)
-        full = jax.tree_util.tree_flatten(model.init(k, *a, **kw), is_leaf=_is_box)[0]
+        full = jax.tree_util.tree_flatten(model.init(k, *a, **kw), is_leaf=is_box)[0]
         return [full[i] for i in rest]
 
     jitted = jax.jit(run)
@@ -263,7 +291,13 @@ def _init_rest(
 
 
 def init(
-    model: nn.Module, key: Any, *args: Any, rules: Any, strict: bool = True, **kwargs: Any
+    model: nn.Module,
+    key: Any,
+    *args: Any,
+    rules: Any,
+    strict: bool = True,
+    unmatched: Unmatched = "keep",
+    **kwargs: Any,
 ) -> Any:
     """``model.init(key, *args, **kwargs)`` with the rules applied, compiled per distinct shape.
 
@@ -273,8 +307,9 @@ def init(
     kernel, one executable per distinct (scheme, shape, dtype), cached across
     calls, so twelve identical blocks compile like one. Only if some leaf is
     left unselected is ``model.init`` compiled, for those leaves alone (XLA
-    drops the default init of the replaced ones, which is never materialized). ``batch_stats`` and the other
-    collections come back as ``model.init`` returns them.
+    drops the default init of the replaced ones, which is never
+    materialized). ``batch_stats`` and the other collections come back as
+    ``model.init`` returns them.
 
     The result equals ``jaxinit.flax.reinit(model.init(key, *args), rules,
     key=key, model=model, args=args)`` bit for bit.
@@ -286,6 +321,8 @@ def init(
       *args: ``model.init``'s inputs.
       rules: the rules, e.g. ``jaxinit.flax.TORCH_DEFAULTS``.
       strict: if ``True``, a non-optional rule that matches nothing is an error.
+      unmatched: ``"keep"`` (default: Flax's own init for leaves no rule
+        selects) or ``"error"``.
       **kwargs: ``model.init``'s keyword arguments (``method=``, ``train=``...).
 
     Returns:
@@ -302,11 +339,11 @@ def init(
     flat_in, in_tree = jax.tree_util.tree_flatten((args, kwargs))
     dynamic = [i for i, x in enumerate(flat_in) if isinstance(x, jax.Array | np.ndarray)]
 
-    abstract, modules = _record_modules(model, key, args, kwargs)
-    boxed, treedef, records, indices = _linen_leaves(abstract, modules, collections=True)
-    jobs = plan(records, rules_t, FLAX, strict)
-    replaced = {indices[j.index] for j in jobs}
-    leaves = list(boxed)
+    abstract, modules = record_modules(model, key, args, kwargs)
+    boxed, treedef, leaves = linen_leaves(abstract, modules, collections=True)
+    jobs = plan(leaves, rules_t, strict, unmatched, abstract_ok=True)
+    replaced = {job.index for job in jobs}
+    out = list(boxed)
     rest = [i for i in range(len(boxed)) if i not in replaced]
     if rest:
         # model.init for the leaves no rule selects; XLA drops the rest of it.
@@ -317,15 +354,7 @@ def init(
             tuple(rest),
         )
         for i, x in zip(rest, run(key, [flat_in[i] for i in dynamic])):
-            leaves[i] = x
-    for job, x in zip(jobs, draw(_params_key(key), jobs)):
-        i = indices[job.index]
-        leaves[i] = _rebox(leaves[i], x)
-    return jax.tree_util.tree_unflatten(treedef, leaves)
-
-
-def _unused(*_: Any) -> None:  # keep linters quiet about re-exported helper types
-    return None
-
-
-_ = (Job, Leaf)
+            out[i] = x
+    for job, x in zip(jobs, draw_jobs(params_key(key), jobs, [leaf.value for leaf in leaves])):
+        out[job.index] = _rebox(out[job.index], x)
+    return jax.tree_util.tree_unflatten(treedef, out)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal, TypeAlias
 
-__all__ = ["calculate_gain", "Nonlinearity"]
+import jax.numpy as jnp
 
-Nonlinearity = Literal[
+from jaxinit._src.core import is_traced, real
+
+__all__ = ["Nonlinearity", "calculate_gain", "check_nonlinearity"]
+
+Nonlinearity: TypeAlias = Literal[
     "linear",
     "conv1d",
     "conv2d",
@@ -32,10 +36,19 @@ _LINEAR = (
     "conv_transpose3d",
     "sigmoid",
 )
+_KNOWN = (*_LINEAR, "tanh", "relu", "leaky_relu", "selu")
 _DEFAULT_NEGATIVE_SLOPE = 0.01  # torch.nn.functional.leaky_relu's default
+_SELU_GAIN = 3.0 / 4  # torch's empirical value (pytorch/pytorch#50664)
 
 
-def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+def check_nonlinearity(nonlinearity: Any) -> Nonlinearity:
+    """Validates a nonlinearity name with torch's words."""
+    if not isinstance(nonlinearity, str) or nonlinearity not in _KNOWN:
+        raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+    return nonlinearity  # type: ignore[return-value]
+
+
+def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> Any:
     r"""Returns the recommended gain for a nonlinearity, as torch does.
 
     ================= ==================================================
@@ -53,15 +66,18 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     Args:
       nonlinearity: the name of the nonlinearity (``torch.nn.functional``
         names).
-      param: the negative slope for ``"leaky_relu"`` (default ``0.01``);
-        ignored by every other nonlinearity, as in torch.
+      param: the negative slope for ``"leaky_relu"`` (default ``0.01``): any
+        real number (Python, numpy or jax scalar); ignored by every other
+        nonlinearity, as in torch.
 
     Returns:
-      The gain, a Python float.
+      The gain, a Python float (a jax scalar if ``param`` is traced, as
+      inside ``jit``/``vmap``).
 
     Raises:
       ValueError: for an unknown nonlinearity (``Unsupported nonlinearity
-        ...``) or a ``leaky_relu`` slope that is not a number.
+        ...``) or a ``leaky_relu`` slope that is not a number
+        (``negative_slope ... not a valid number``).
 
     PyTorch equivalent: ``torch.nn.init.calculate_gain``.
 
@@ -71,32 +87,22 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     >>> jaxinit.calculate_gain("leaky_relu", 0.2)
     1.3867504905630728
     """
+    nonlinearity = check_nonlinearity(nonlinearity)
     if nonlinearity in _LINEAR:
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
-    if nonlinearity == "leaky_relu":
-        if param is None:
-            negative_slope = _DEFAULT_NEGATIVE_SLOPE
-        elif _is_real_number(param):
-            negative_slope = float(param)
-        else:
-            raise ValueError(f"negative_slope {param} not a valid number")
-        return math.sqrt(2.0 / (1 + negative_slope**2))
     if nonlinearity == "selu":
-        return 3.0 / 4  # torch's empirical value (pytorch/pytorch#50664)
-    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
-
-
-def _is_real_number(x: object) -> bool:
-    import numbers
-
-    import numpy as np
-
-    if isinstance(x, bool | np.bool_):
-        return False
-    if isinstance(x, numbers.Real):
-        return True
-    return isinstance(x, np.ndarray) and x.ndim == 0 and np.issubdtype(x.dtype, np.number)
+        return _SELU_GAIN
+    if param is None:
+        slope: Any = _DEFAULT_NEGATIVE_SLOPE
+    else:
+        try:
+            slope = real("calculate_gain", "param", param, finite=False)
+        except (TypeError, ValueError):
+            raise ValueError(f"negative_slope {param} not a valid number") from None
+    if is_traced(slope):
+        return jnp.sqrt(2.0 / (1 + slope**2))
+    return math.sqrt(2.0 / (1 + slope**2))

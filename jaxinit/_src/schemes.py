@@ -1,41 +1,57 @@
-"""The torch.nn.init schemes as builders of jit-compiled JAX initializers.
+"""The iid torch.nn.init schemes: uniform, normal, trunc_normal, constant, xavier, kaiming.
 
-Each builder validates its hyperparameters when called (with torch's words
-where torch has them) and returns an :class:`~jaxinit.Initializer`. Shape
-arithmetic (fans, bounds) happens in Python; sampling happens in the shared
-kernels of :mod:`jaxinit._src.sampling`, with the hyperparameters traced.
+Each section defines a distribution family (its jitted kernel and what it
+draws) and then the builders that draw from it. A builder validates its
+hyperparameters when called (with torch's words where torch has them) and
+returns an :class:`~jaxinit.Initializer`; shape arithmetic (fans, bounds)
+happens in Python, sampling in the family's kernel with the parameters traced.
+
+Hyperparameters may be traced (a ``std`` inside ``jit`` or ``vmap``): the
+checks that need a concrete value (``std >= 0``, ``a <= b``) are skipped
+for traced values.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+import numbers
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import log_ndtr, ndtri
+from jax.typing import DTypeLike
 
-from jaxinit._src import sampling
-from jaxinit._src.core import Initializer, builder, real, sample_dtype
-from jaxinit._src.gain import calculate_gain
+from jaxinit._src.core import (
+    Family,
+    Initializer,
+    builder,
+    concrete,
+    is_traced,
+    kernel,
+    real,
+    sample_dtype,
+    warn,
+)
+from jaxinit._src.distribution import Distribution
+from jaxinit._src.gain import Nonlinearity, calculate_gain, check_nonlinearity
 from jaxinit._src.layout import (
+    FanMode,
     Layout,
     LayoutLike,
     as_layout,
     calculate_fan_in_and_fan_out,
     check_mode,
+    is_int,
 )
 
 __all__ = [
     "constant",
-    "dirac",
-    "eye",
     "kaiming_normal",
     "kaiming_uniform",
     "normal",
     "ones",
-    "orthogonal",
-    "sparse",
     "trunc_normal",
     "uniform",
     "xavier_normal",
@@ -44,58 +60,146 @@ __all__ = [
 ]
 
 
-def _layout(layout: LayoutLike | None) -> Layout | None:
-    return None if layout is None else as_layout(layout)
-
-
-def _make(
+def make(
     name: str,
     hyperparams: dict[str, Any],
-    prepare,
-    kern,
+    family: Family,
+    params: Any,
     *,
-    layout,
-    dtype,
-    check_shape=None,
-    random=True,
-    complex_ok=True,
-    structured=False,
+    layout: LayoutLike | None,
+    dtype: DTypeLike | None,
+    check: Any = None,
 ) -> Initializer:
+    """The :class:`Initializer` a builder returns (``layout=None``: inherit the context's)."""
     return Initializer(
         name=name,
         hyperparams=hyperparams,
-        _prepare=prepare,
-        _kernel=kern,
-        _check_shape=check_shape,
-        _random=random,
-        _complex_ok=complex_ok,
-        _structured=structured,
-        layout=_layout(layout),
+        family=family,
+        params=params,
+        check=check,
+        layout=None if layout is None else as_layout(layout),
         dtype=dtype,
     )
 
 
-def _needs_2d_or_more(name: str):
+def needs_fans(name: str):
+    """The shape check of the fan-scaled schemes: 2 or more dimensions, as torch."""
+
     def check(shape: tuple[int, ...], layout: Layout) -> None:
-        if len(shape) < 2:
+        if len(shape) - len(layout.batch_axis) < 2:
             raise ValueError(
                 f"{name}: Fan in and fan out can not be computed for tensor with fewer "
                 f"than 2 dimensions (got shape {shape})"
             )
-        layout.axes(len(shape))
+        layout.all_axes(len(shape))
 
     return check
 
 
 # ----------------------------------------------------------------------------
-# Plain distributions
+# Sampling helpers: complex parts, the half-open interval, (0, 1) uniforms
+
+
+def is_complex(dtype: np.dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.complexfloating))
+
+
+def parts(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    """Sample shape: an extra trailing axis of 2 (real, imag) for complex dtypes."""
+    return (*shape, 2) if is_complex(dtype) else shape
+
+
+def combine(x: jax.Array, dtype: np.dtype) -> jax.Array:
+    """Real and imaginary parts (the trailing axis of 2) into a complex array."""
+    if is_complex(dtype):
+        return jax.lax.complex(x[..., 0], x[..., 1])
+    return x
+
+
+def real_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of the real part (the dtype itself for real dtypes)."""
+    return np.dtype(jnp.finfo(dtype).dtype)
+
+
+def open_uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    """Uniform on the open interval (0, 1): midpoints of a 2^-m grid, m = mantissa bits.
+
+    The bits are drawn flat and reshaped: the same bits as an N-D draw
+    (threefry's counters are row-major indices), and XLA:CPU compiles a 1-D
+    draw several times faster. Only integer bits may be drawn flat: float math
+    before the reshape fuses differently once the result is sharded.
+    """
+    flat = (math.prod(shape),)
+    if dtype == np.float64:
+        bits = jax.random.bits(key, flat, jnp.uint64).reshape(shape)
+        return ((bits >> 11).astype(dtype) + 0.5) * 2.0**-53
+    bits = jax.random.bits(key, flat, jnp.uint32).reshape(shape)
+    return ((bits >> 9).astype(dtype) + 0.5) * 2.0**-23
+
+
+# ----------------------------------------------------------------------------
+# uniform
+
+
+def _half_open(x: jax.Array, low: Any, high: Any) -> jax.Array:
+    """Keeps ``x`` (already in its final dtype) inside ``[low, high)``, as torch does.
+
+    Sampling in float32 and rounding to a 16-bit float (or float32 arithmetic
+    itself) can land exactly on ``high``. torch maps such values to ``low``
+    (its CUDA kernels say so; its CPU bfloat16/float16 draws show it: every
+    representable level of ``[low, high)`` gets the same mass), and so do we:
+    the top half-step of rounding then lands on ``low``, whose own rounding
+    interval is only a half-step wide.
+    """
+    hi = jnp.asarray(high, x.dtype)
+    return jnp.where(x >= hi, jnp.asarray(low, x.dtype), x)
+
+
+@kernel
+def _uniform_kernel(key, low, high, *, shape, dtype, layout):
+    """U[low, high); complex: real and imaginary parts each U[low, high)."""
+    x = jax.random.uniform(key, parts(shape, dtype), sample_dtype(dtype), low, high)
+    return combine(_half_open(x.astype(real_dtype(dtype)), low, high), dtype)
+
+
+UNIFORM = Family(
+    "uniform",
+    _uniform_kernel,
+    lambda p, shape, layout: Distribution("uniform", {"low": p[0], "high": p[1]}, shape, layout),
+    torch_kernel="check_uniform_bounds",
+)
+
+
+def uniform_bounds(low: Any, high: Any, dt: np.dtype) -> tuple[Any, Any]:
+    """torch's ``check_uniform_bounds``, where breaking it would give inf or nan.
+
+    Bounds beyond the dtype's range are rejected, with torch's words. (torch
+    also rejects ``high - low`` beyond the dtype's range; 16-bit floats are
+    sampled in float32 here, so only the sampling dtype's range matters.)
+    """
+    if not concrete(low, high):
+        return low, high
+    for arg, value in (("from", low), ("to", high)):
+        if abs(value) > float(jnp.finfo(dt).max):
+            raise ValueError(f"uniform_: {arg} is out of bounds for {dt} (got {value})")
+    sampled = sample_dtype(dt)
+    if high - low > float(jnp.finfo(sampled).max):
+        raise ValueError(
+            f"uniform_ expects to-from <= the largest {sampled}, but found to={high} and "
+            f"from={low} which result in to-from to exceed the limit"
+        )
+    return low, high
 
 
 @builder
 def uniform(
-    a: float = 0.0, b: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+    a: float = 0.0,
+    b: float = 1.0,
+    *,
+    layout: LayoutLike | None = None,
+    dtype: DTypeLike | None = None,
 ) -> Initializer:
-    r"""Fills with values drawn from :math:`\mathcal{U}(a, b)`.
+    r"""Fills with values drawn from :math:`\mathcal{U}[a, b)`.
 
     Args:
       a: the lower bound.
@@ -110,52 +214,106 @@ def uniform(
       ValueError: if ``a > b`` or a bound is not finite; at call time, if a
         bound is beyond the dtype's range (as torch).
 
+    The interval is half-open in every dtype: a float32 sample that a 16-bit
+    dtype would round up to ``b`` becomes the largest value below ``b``.
     PyTorch equivalent: ``torch.nn.init.uniform_(w, a, b)``. Unlike
     ``jax.nn.initializers.uniform(scale)``, which draws from ``[0, scale)``,
     this takes torch's two bounds. Complex dtypes draw both parts from
-    :math:`\mathcal{U}(a, b)`.
+    :math:`\mathcal{U}[a, b)`.
 
     >>> import jax, jaxinit
-    >>> jaxinit.uniform(-1.0, 1.0)(jax.random.key(0), (2, 3))  # doctest: +SKIP
+    >>> x = jaxinit.uniform(-1.0, 1.0)(jax.random.key(0), (2, 3))
+    >>> bool(x.min() >= -1.0), bool(x.max() < 1.0)
+    (True, True)
     """
     a = real("uniform", "a", a)
     b = real("uniform", "b", b)
-    if a > b:
+    if concrete(a, b) and a > b:
         raise ValueError(
             f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}"
         )
-    return _make(
+    return make(
         "uniform",
         {"a": a, "b": b},
-        lambda shape, lay, dt: _uniform_bounds(a, b, dt),
-        sampling.uniform_kernel,
+        UNIFORM,
+        lambda shape, lay, dt: uniform_bounds(a, b, dt),
         layout=layout,
         dtype=dtype,
     )
 
 
-def _uniform_bounds(low: float, high: float, dt: np.dtype) -> tuple[float, float]:
-    """torch's ``check_uniform_bounds``, where breaking it would give inf or nan.
+def symmetric_uniform(
+    name: str,
+    hyperparams: dict[str, Any],
+    bound: Any,
+    *,
+    layout: LayoutLike | None,
+    dtype: DTypeLike | None,
+    check: Any = None,
+) -> Initializer:
+    """``U[-bound(shape, layout), bound(shape, layout))``: xavier, kaiming and torch's defaults."""
 
-    Bounds beyond the dtype's range are rejected, with torch's words. (torch
-    also rejects ``high - low`` beyond the dtype's range; 16-bit floats are
-    sampled in float32 here, so only the sampling dtype's range matters.)
-    """
-    for arg, value in (("from", low), ("to", high)):
-        if abs(value) > float(jnp.finfo(dt).max):
-            raise ValueError(f"uniform_: {arg} is out of bounds for {dt} (got {value})")
-    sampled = sample_dtype(dt)
-    if high - low > float(jnp.finfo(sampled).max):
-        raise ValueError(
-            f"uniform_ expects to-from <= the largest {sampled}, but found to={high} and "
-            f"from={low} which result in to-from to exceed the limit"
-        )
-    return low, high
+    def params(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, Any]:
+        b = bound(shape, lay)
+        return uniform_bounds(-b, b, dt)
+
+    return make(name, hyperparams, UNIFORM, params, layout=layout, dtype=dtype, check=check)
+
+
+# ----------------------------------------------------------------------------
+# normal
+
+
+def normal_draw(key: jax.Array, mean: Any, std: Any, shape: tuple[int, ...], dtype: np.dtype):
+    """N(mean, std^2); complex: each part N(mean, std^2 / 2), as torch's normal_."""
+    if is_complex(dtype):
+        std = std / math.sqrt(2.0)
+    x = jax.random.normal(key, parts(shape, dtype), sample_dtype(dtype)) * std + mean
+    return combine(x, dtype)
+
+
+@kernel
+def _normal_kernel(key, mean, std, *, shape, dtype, layout):
+    """N(mean, std^2); complex: each part N(mean, std^2 / 2), as torch's normal_."""
+    return normal_draw(key, mean, std, shape, dtype)
+
+
+NORMAL = Family(
+    "normal",
+    _normal_kernel,
+    lambda p, shape, layout: Distribution("normal", {"mean": p[0], "std": p[1]}, shape, layout),
+    torch_kernel="normal_kernel_cpu",
+)
+
+
+def normal_std(
+    name: str,
+    hyperparams: dict[str, Any],
+    std: Any,
+    *,
+    layout: LayoutLike | None,
+    dtype: DTypeLike | None,
+    check: Any = None,
+) -> Initializer:
+    """``N(0, std(shape, layout)^2)``: xavier_normal and kaiming_normal."""
+    return make(
+        name,
+        hyperparams,
+        NORMAL,
+        lambda shape, lay, dt: (0.0, std(shape, lay)),
+        layout=layout,
+        dtype=dtype,
+        check=check,
+    )
 
 
 @builder
 def normal(
-    mean: float = 0.0, std: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+    mean: float = 0.0,
+    std: float = 1.0,
+    *,
+    layout: LayoutLike | None = None,
+    dtype: DTypeLike | None = None,
 ) -> Initializer:
     r"""Fills with values drawn from :math:`\mathcal{N}(\text{mean}, \text{std}^2)`.
 
@@ -165,11 +323,16 @@ def normal(
       layout: accepted for uniformity; it does not affect this scheme.
       dtype: the default dtype of the result.
 
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
     Raises:
       ValueError: if ``std < 0`` (``normal expects std >= 0.0, ...``).
 
     PyTorch equivalent: ``torch.nn.init.normal_(w, mean, std)``. Complex dtypes
-    draw each part from :math:`\mathcal{N}(\text{mean}, \text{std}^2/2)`, as torch.
+    draw each part from :math:`\mathcal{N}(\text{mean}, \text{std}^2/2)`, as
+    torch. ``jax.nn.initializers.normal(stddev)`` has no mean and defaults to
+    std 0.01.
 
     >>> import jax, jaxinit
     >>> x = jaxinit.normal(std=0.02)(jax.random.key(0), (768, 768))
@@ -178,19 +341,92 @@ def normal(
     """
     mean = real("normal", "mean", mean)
     std = real("normal", "std", std)
-    if std < 0:
+    if concrete(std) and std < 0:
         raise ValueError(f"normal expects std >= 0.0, but found std {std}")
-    return _make(
+    return make(
         "normal",
         {"mean": mean, "std": std},
+        NORMAL,
         lambda shape, lay, dt: (mean, std),
-        sampling.normal_kernel,
         layout=layout,
         dtype=dtype,
     )
 
 
-_TRUNC_CDF_TAIL = 2.0  # torch warns when the mean is more than 2 std outside [a, b]
+# ----------------------------------------------------------------------------
+# trunc_normal: inverse CDF in log space, exact in the far tails
+
+_LOG_2PI = math.log(2.0 * math.pi)
+# Below this log-probability, exp() would leave the dtype's normal range (and
+# XLA:CPU flushes subnormals to zero): the tail form of the inverse is used.
+_TAIL_LOG_P = {np.dtype(np.float32): -80.0, np.dtype(np.float64): -700.0}
+
+
+def _log_ndtr_tail(z: jax.Array) -> jax.Array:
+    """log Phi(z) for z < -10: the asymptotic series of the Mills ratio (6 terms)."""
+    w = 1.0 / (z * z)
+    series = 1.0 + w * (-1.0 + w * (3.0 + w * (-15.0 + w * (105.0 + w * (-945.0)))))
+    return -0.5 * z * z - jnp.log(-z) - 0.5 * _LOG_2PI + jnp.log(series)
+
+
+def ndtri_log(log_p: jax.Array) -> jax.Array:
+    """The standard normal quantile of ``exp(log_p)``, for any ``log_p <= 0``.
+
+    Where ``exp(log_p)`` is a normal float, ``ndtri(exp(log_p))``. Below
+    that (``z`` under about -12.4 in float32, -37 in float64), the tail form:
+    start from the leading term of the asymptotic inverse and take Newton
+    steps on ``log Phi(z) = log_p``, whose derivative ``phi(z)/Phi(z)`` is
+    close to ``-z - 1/z`` there.
+    """
+    dtype = log_p.dtype
+    tail = log_p < _TAIL_LOG_P[np.dtype(dtype)]
+    central = ndtri(jnp.exp(jnp.where(tail, -1.0, log_p)))
+    t = -2.0 * jnp.where(tail, log_p, -1000.0)
+    z = -jnp.sqrt(t - jnp.log(t) - _LOG_2PI)
+    for _ in range(3):  # Newton; the start is within 1%, each step squares the error
+        z = z - (_log_ndtr_tail(z) - jnp.where(tail, log_p, -1000.0)) / (-z - 1.0 / z)
+    return jnp.where(tail, z, central)
+
+
+@kernel
+def _trunc_normal_kernel(key, mean, std, a, b, *, shape, dtype, layout):
+    r"""N(mean, std^2) restricted to [a, b], by inverting the normal CDF in log space.
+
+    The standardized interval is reflected to lean left (``alpha + beta <= 0``),
+    where ``log Phi`` keeps full relative precision. With ``u`` uniform on
+    (0, 1), the quantile of
+
+    .. math:: p = \Phi(\alpha) + u (\Phi(\beta) - \Phi(\alpha))
+              = \Phi(\beta) \left(1 - (1 - u)(1 - \Phi(\alpha)/\Phi(\beta))\right)
+
+    is computed from :math:`\log p`, so intervals 30 or 1000 std from the mean,
+    where :math:`\Phi` underflows, are sampled exactly too.
+    """
+    sd = sample_dtype(dtype)
+    mean, std, a, b = (jnp.asarray(v, sd) for v in (mean, std, a, b))
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    flip = alpha + beta > 0  # (nan for (-inf, inf): no flip)
+    lo = jnp.where(flip, -beta, alpha)
+    hi = jnp.where(flip, -alpha, beta)
+    log_lo, log_hi = log_ndtr(lo), log_ndtr(hi)
+    u = open_uniform(key, shape, sd)
+    log_p = log_hi + jnp.log1p((1.0 - u) * jnp.expm1(log_lo - log_hi))
+    z = jnp.clip(ndtri_log(jnp.minimum(log_p, 0.0)), lo, hi)
+    x = jnp.clip(mean + std * jnp.where(flip, -z, z), a, b)
+    return jnp.where(a == b, a, x)
+
+
+TRUNC_NORMAL = Family(
+    "trunc_normal",
+    _trunc_normal_kernel,
+    lambda p, shape, layout: Distribution(
+        "trunc_normal", {"mean": p[0], "std": p[1], "a": p[2], "b": p[3]}, shape, layout
+    ),
+    dtypes="real",
+    torch_kernel="normal_kernel_cpu",
+)
+
+_TRUNC_WARN_STDS = 2.0  # torch warns when the mean is more than 2 std outside [a, b]
 
 
 @builder
@@ -201,26 +437,36 @@ def trunc_normal(
     b: float = 2.0,
     *,
     layout: LayoutLike | None = None,
-    dtype: Any = None,
+    dtype: DTypeLike | None = None,
 ) -> Initializer:
     r"""Fills with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` truncated to :math:`[a, b]`.
 
     The bounds are **absolute** values, as in torch: ``trunc_normal(std=0.02)``
     cuts at :math:`\pm 2`, i.e. :math:`\pm 100` std, so nothing is cut. This
     differs from ``jax.nn.initializers.truncated_normal``, whose bounds are in
-    units of std (and which rescales nothing either). Sampling inverts the
-    normal CDF, so far-tail intervals are exact too.
+    units of std. Sampling inverts the normal CDF in log space, so intervals
+    far in a tail (``a=0.5, b=1`` with ``std=0.02``: 25 to 50 std) are exact
+    in every dtype, where an ``erf`` or linear-probability inverse returns the
+    bound.
 
     Args:
       mean: the mean of the untruncated normal.
       std: its standard deviation (``> 0``).
-      a: the lower bound (absolute).
-      b: the upper bound (absolute, ``> a``).
+      a: the lower bound (absolute; may be ``-inf``).
+      b: the upper bound (absolute, ``>= a``; may be ``inf``: ``a=0,
+        b=inf`` is a half-normal). ``a == b`` gives the constant ``a``, as torch.
       layout: accepted for uniformity; it does not affect this scheme.
       dtype: the default dtype of the result (real only, as torch).
 
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
     Raises:
-      ValueError: if ``std <= 0`` or ``a >= b``.
+      ValueError: if ``std <= 0`` or ``a > b``.
+
+    Warns:
+      UserWarning: torch's "mean is more than 2 std from [a, b]" (the values
+        are still exact here).
 
     PyTorch equivalent: ``torch.nn.init.trunc_normal_(w, mean, std, a, b)``.
 
@@ -231,259 +477,231 @@ def trunc_normal(
     """
     mean = real("trunc_normal", "mean", mean)
     std = real("trunc_normal", "std", std)
-    a = real("trunc_normal", "a", a)
-    b = real("trunc_normal", "b", b)
-    if std <= 0:
+    a = real("trunc_normal", "a", a, finite=False)
+    b = real("trunc_normal", "b", b, finite=False)
+    if concrete(std) and std <= 0:
         raise ValueError(f"trunc_normal: std must be > 0, got {std}")
-    if a >= b:
-        raise ValueError(f"trunc_normal: a must be < b, got a={a}, b={b}")
-    if mean < a - _TRUNC_CDF_TAIL * std or mean > b + _TRUNC_CDF_TAIL * std:
-        warnings.warn(
-            "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
-            "The distribution of values may be incorrect.",
-            stacklevel=2,
+    if concrete(a, b) and a > b:
+        raise ValueError(
+            f"uniform_ expects to return a [from, to) range, but found from={a} > to={b} "
+            f"(trunc_normal: a must be <= b)"
         )
-    lower, upper = (a - mean) / std, (b - mean) / std
-    # Reflect so the interval leans left, where the normal CDF is most precise.
-    sign = -1.0 if lower + upper > 0 else 1.0
-    lower, upper = sorted((sign * lower, sign * upper))
-    args = (mean, std, lower, upper, a, b, sign)
-    return _make(
+    if concrete(mean, std, a, b) and (
+        mean < a - _TRUNC_WARN_STDS * std or mean > b + _TRUNC_WARN_STDS * std
+    ):
+        warn(
+            "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+            "The distribution of values may be incorrect."
+        )
+    return make(
         "trunc_normal",
         {"mean": mean, "std": std, "a": a, "b": b},
-        lambda shape, lay, dt: args,
-        sampling.trunc_normal_kernel,
+        TRUNC_NORMAL,
+        lambda shape, lay, dt: (mean, std, a, b),
         layout=layout,
         dtype=dtype,
-        complex_ok=False,
     )
 
 
+# ----------------------------------------------------------------------------
+# constant, ones, zeros: torch's fill_ conversions, any dtype
+
+
+@kernel
+def _constant_kernel(key, value, *, shape, dtype, layout):
+    """Every element ``value`` (already converted to ``dtype``)."""
+    return jnp.full(shape, value, dtype)
+
+
+CONSTANT = Family(
+    "constant",
+    _constant_kernel,
+    lambda p, shape, layout: Distribution("constant", {"value": p[0]}, shape, layout),
+    random=False,
+    dtypes="any",
+)
+
+
+def fill_value(name: str, val: Any, dt: np.dtype) -> Any:
+    """``val`` converted to ``dt`` as torch's ``fill_`` converts it (``checked_convert``).
+
+    * bool: ``val != 0`` (nan and inf included).
+    * integers: a float must lie within ``[min, max]`` and is truncated toward
+      zero; an int must lie within ``[min, max]``, except that a negative int
+      wraps for unsigned types when ``-val <= max`` (``-1`` -> 255 in uint8).
+    * floats and complex: inf and nan pass; a finite value beyond the largest
+      finite value is an error; 16-bit floats are converted through float32
+      (``c10::Half(float(val))``), which can round differently from a direct
+      conversion (``1 + 2**-11 + 2**-40`` -> ``1.0``, not ``1.0009765625``).
+    """
+    if is_traced(val):
+        if dt == np.bool_:
+            return val != 0
+        if jnp.issubdtype(dt, jnp.integer):
+            return jnp.trunc(val).astype(dt)
+        if real_dtype(dt).itemsize < 4:
+            return val.astype(jnp.float32).astype(dt)
+        return val.astype(dt)
+    overflow = ValueError(f"{name}: value {val} cannot be converted to type {dt} without overflow")
+    if dt == np.bool_:
+        return np.asarray(val != 0)  # nan != 0 too
+    if jnp.issubdtype(dt, jnp.integer):
+        info = jnp.iinfo(dt)
+        if isinstance(val, int):
+            if val > info.max or (val < info.min and not (info.min == 0 and -val <= info.max)):
+                raise overflow
+            return np.asarray(val % (int(info.max) + 1) if val < 0 and info.min == 0 else val, dt)
+        if math.isnan(val) or val < float(info.min) or val > float(info.max):
+            raise overflow
+        whole = math.trunc(val)
+        if not info.min <= whole <= info.max:  # float(max) rounds up for 64-bit types
+            raise overflow
+        return np.asarray(whole, dt)
+    finfo = jnp.finfo(dt)
+    if math.isfinite(val) and abs(val) > float(finfo.max):
+        raise overflow
+    if np.dtype(finfo.dtype).itemsize < 4:
+        return np.asarray(np.float32(val), dtype=dt)
+    return np.asarray(val, dtype=dt)
+
+
+def fill(name: str, hyperparams: dict[str, Any], val: Any, layout: Any, dtype: Any) -> Initializer:
+    """The initializer filling with ``val`` (constant, ones, zeros)."""
+    return make(
+        name,
+        hyperparams,
+        CONSTANT,
+        lambda shape, lay, dt: (fill_value(name, val, dt),),
+        layout=layout,
+        dtype=dtype,
+    )
+
+
+def _fill_number(value: Any) -> Any:
+    """A fill value as torch takes it: an int stays an int (exact, and wraps for unsigned)."""
+    if is_traced(value):
+        return real("constant", "val", value)
+    if isinstance(value, bool | np.bool_) or is_int(value):
+        return int(value)
+    if isinstance(value, np.ndarray | np.generic | jax.Array) and np.ndim(value) == 0:
+        if jnp.issubdtype(value.dtype, jnp.integer) or value.dtype == np.bool_:
+            return int(value)
+        if jnp.issubdtype(value.dtype, jnp.floating):
+            return float(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"constant: val must be a real number, got {value!r}")
+
+
 @builder
-def constant(val: float, *, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
+def constant(
+    val: float, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+) -> Initializer:
     """Fills with the value ``val``.
 
+    Works for every dtype torch's ``fill_`` does: floating, complex, integer
+    and bool, with torch's conversion (``fill_value``): 16-bit floats through
+    float32 (bit for bit as torch), integers truncated toward zero, bool as
+    ``val != 0``, and an out-of-range value is an error, as in torch.
+
     Args:
-      val: the value, converted to the target dtype as torch converts it
-        (16-bit floats through float32, so bit for bit).
+      val: the value (any real number; ``inf``/``nan`` for float dtypes).
       layout: accepted for uniformity; it does not affect this scheme.
       dtype: the default dtype of the result.
 
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
     Raises:
-      ValueError: at call time, if ``val`` is beyond the dtype's finite range
+      ValueError: at call time, if ``val`` does not fit the dtype
         (torch: ``value cannot be converted to type c10::Half without overflow``).
 
     PyTorch equivalent: ``torch.nn.init.constant_(w, val)``; bit for bit.
 
-    >>> import jax, jaxinit
+    >>> import jax.numpy as jnp, jaxinit
     >>> jaxinit.constant(0.5)(None, (2, 2))
     Array([[0.5, 0.5],
            [0.5, 0.5]], dtype=float32)
+    >>> jaxinit.constant(-1.7)(None, (3,), jnp.int32)
+    Array([-1, -1, -1], dtype=int32)
     """
-    val = real("constant", "val", val)
-    return _constant("constant", {"val": val}, val, layout, dtype)
-
-
-def _constant(name: str, hyperparams: dict[str, Any], val: float, layout, dtype) -> Initializer:
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        finfo = jnp.finfo(dt)  # of the real part, for complex dtypes
-        if abs(val) > float(finfo.max):
-            raise ValueError(
-                f"{name}: value {val} cannot be converted to type {dt} without overflow"
-            )
-        # As torch's fill_: 16-bit floats are converted through float32
-        # (c10::Half(float(val))), which can round differently from a direct
-        # float64 -> float16 conversion (1 + 2**-11 + 2**-40 -> 1.0, not 1.0009765625).
-        host = np.float32(val) if np.dtype(finfo.dtype).itemsize < 4 else val
-        return (np.asarray(host, dtype=dt),)
-
-    return _make(
-        name,
-        hyperparams,
-        prepare,
-        sampling.constant_kernel,
-        layout=layout,
-        dtype=dtype,
-        random=False,
-    )
+    val = _fill_number(val)
+    return fill("constant", {"val": val}, val, layout, dtype)
 
 
 @builder
-def ones(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
-    """Fills with ones. PyTorch equivalent: ``torch.nn.init.ones_(w)``.
+def ones(*, layout: LayoutLike | None = None, dtype: DTypeLike | None = None) -> Initializer:
+    """Fills with ones (any dtype, bool and integers included).
+
+    Args:
+      layout: accepted for uniformity; it does not affect this scheme.
+      dtype: the default dtype of the result.
+
+    PyTorch equivalent: ``torch.nn.init.ones_(w)``.
 
     >>> import jaxinit
     >>> jaxinit.ones()(None, (3,))
     Array([1., 1., 1.], dtype=float32)
     """
-    return _constant("ones", {}, 1.0, layout, dtype)
+    return fill("ones", {}, 1, layout, dtype)
 
 
 @builder
-def zeros(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
-    """Fills with zeros. PyTorch equivalent: ``torch.nn.init.zeros_(w)``.
+def zeros(*, layout: LayoutLike | None = None, dtype: DTypeLike | None = None) -> Initializer:
+    """Fills with zeros (any dtype, bool and integers included).
+
+    Args:
+      layout: accepted for uniformity; it does not affect this scheme.
+      dtype: the default dtype of the result.
+
+    PyTorch equivalent: ``torch.nn.init.zeros_(w)``. Note that
+    ``jax.nn.initializers.zeros`` is itself the initializer; here ``zeros()``
+    builds one.
 
     >>> import jaxinit
     >>> jaxinit.zeros()(None, (3,))
     Array([0., 0., 0.], dtype=float32)
     """
-    return _constant("zeros", {}, 0.0, layout, dtype)
+    return fill("zeros", {}, 0, layout, dtype)
 
 
 # ----------------------------------------------------------------------------
-# Structured schemes
+# xavier (Glorot)
 
 
-def _check_eye(shape: tuple[int, ...], layout: Layout) -> None:
-    if len(shape) != 2:
-        raise ValueError(f"eye: Only tensors with 2 dimensions are supported (got shape {shape})")
-    layout.axes(2)
-
-
-@builder
-def eye(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
-    """Fills a 2-D weight with the identity: ``w[o, i] = (o == i)``.
-
-    Preserves the identity of the inputs in a linear layer, as many as
-    possible. Layout-aware: in the flax layout ``(in, out)`` the result is the
-    transpose of torch's ``eye_`` on ``(out, in)``.
-
-    Raises:
-      ValueError: if the shape is not 2-D.
-
-    PyTorch equivalent: ``torch.nn.init.eye_(w)``; bit for bit.
-
-    >>> import jaxinit
-    >>> jaxinit.eye()(None, (2, 3))
-    Array([[1., 0., 0.],
-           [0., 1., 0.]], dtype=float32)
-    """
-    return _make(
-        "eye",
-        {},
-        lambda shape, lay, dt: (),
-        sampling.eye_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=_check_eye,
-        random=False,
-        structured=True,
-    )
-
-
-@builder
-def dirac(groups: int = 1, *, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
-    """Fills a 3-, 4- or 5-D conv weight with the Dirac delta.
-
-    Preserves the identity of the inputs in a convolution, as many channels as
-    possible, per group: ``w[g*opg + d, d, k1//2, k2//2, ...] = 1`` for each
-    group ``g`` and ``d < min(opg, in)``, ``opg = out // groups``.
-    Layout-aware: in the flax layout ``(*k, in, out)`` the result is torch's
-    moved to that layout.
-
-    Args:
-      groups: the number of conv groups (``>= 1``, dividing the out channels).
-
-    Raises:
-      ValueError: for ``groups < 1``, a shape that is not 3-5-D, or out
-        channels not divisible by ``groups``.
-
-    PyTorch equivalent: ``torch.nn.init.dirac_(w, groups)``; bit for bit.
-
-    >>> import jaxinit
-    >>> jaxinit.dirac()(None, (2, 2, 3))
-    Array([[[0., 1., 0.],
-            [0., 0., 0.]],
-    <BLANKLINE>
-           [[0., 0., 0.],
-            [0., 1., 0.]]], dtype=float32)
-    """
-    if isinstance(groups, bool) or not isinstance(groups, int | np.integer):
-        raise TypeError(f"dirac: groups must be an int, got {groups!r}")
-    groups = int(groups)
-    if groups < 1:
-        raise ValueError(f"dirac: groups must be >= 1, got {groups}")
-
-    def check(shape: tuple[int, ...], lay: Layout) -> None:
-        if len(shape) not in (3, 4, 5):
-            raise ValueError(
-                f"dirac: Only tensors with 3, 4, or 5 dimensions are supported (got shape {shape})"
-            )
-        out = sampling.canonical_shape(shape, lay)[0]
-        if out % groups != 0:
-            raise ValueError(
-                f"dirac: dim 0 must be divisible by groups (out channels {out}, groups {groups})"
-            )
-
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        return (np.int32(sampling.canonical_shape(shape, lay)[0] // groups),)
-
-    return _make(
-        "dirac",
-        {"groups": groups},
-        prepare,
-        sampling.dirac_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=check,
-        random=False,
-        structured=True,
-    )
-
-
-# ----------------------------------------------------------------------------
-# Fan-scaled schemes
-
-
-def _xavier_std(gain: float, shape: tuple[int, ...], layout: Layout, packed: int = 1) -> float:
+def xavier_std(gain: Any, shape: tuple[int, ...], layout: Layout, packed: int = 1) -> Any:
     """torch's xavier std; ``packed`` projections share one weight (fan_out times ``packed``)."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape, layout)
     return gain * math.sqrt(2.0 / float(fan_in + packed * fan_out))
 
 
-def xavier_uniform_packed(
-    name: str, hyperparams: dict[str, Any], gain: float, packed: int, layout: Any, dtype: Any
-) -> Initializer:
-    """``xavier_uniform`` of one of ``packed`` projections stacked along the output axis."""
-
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        bound = math.sqrt(3.0) * _xavier_std(gain, shape, lay, packed)
-        return _uniform_bounds(-bound, bound, dt)
-
-    return _make(
-        name,
-        hyperparams,
-        prepare,
-        sampling.uniform_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=_needs_2d_or_more(name),
-    )
-
-
-def _gain(name: str, gain: Any) -> float:
+def _gain(name: str, gain: Any) -> Any:
     gain = real(name, "gain", gain)
-    if gain < 0:
+    if concrete(gain) and gain < 0:
         raise ValueError(f"{name}: gain must be >= 0, got {gain}")
     return gain
 
 
 @builder
 def xavier_uniform(
-    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
-    r"""Glorot uniform: :math:`\mathcal{U}(-b, b)`, :math:`b = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`.
+    r"""Glorot uniform: :math:`\mathcal{U}[-b, b)`, :math:`b = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`.
 
     Args:
       gain: a scaling factor (``>= 0``).
       layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
 
     Raises:
       ValueError: for a negative gain or a shape with fewer than 2 dimensions.
 
     PyTorch equivalent: ``torch.nn.init.xavier_uniform_(w, gain)``.
     ``jax.nn.initializers.glorot_uniform`` is the same with ``gain=1`` but
-    defaults to the flax layout.
+    reads the fans in the flax layout.
 
     >>> import jax, jaxinit
     >>> w = jaxinit.xavier_uniform()(jax.random.key(0), (64, 32))
@@ -491,20 +709,34 @@ def xavier_uniform(
     True
     """
     gain = _gain("xavier_uniform", gain)
-    return xavier_uniform_packed("xavier_uniform", {"gain": gain}, gain, 1, layout, dtype)
+    return symmetric_uniform(
+        "xavier_uniform",
+        {"gain": gain},
+        lambda shape, lay: math.sqrt(3.0) * xavier_std(gain, shape, lay),
+        layout=layout,
+        dtype=dtype,
+        check=needs_fans("xavier_uniform"),
+    )
 
 
 @builder
 def xavier_normal(
-    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
+    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""Glorot normal: :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}\sqrt{2/(\text{fan\_in}+\text{fan\_out})}`.
 
-    Untruncated, as torch (``jax.nn.initializers.glorot_normal`` is truncated).
+    **Untruncated**, as torch (``jax.nn.initializers.glorot_normal`` is truncated).
 
     Args:
       gain: a scaling factor (``>= 0``).
       layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    Raises:
+      ValueError: for a negative gain or a shape with fewer than 2 dimensions.
 
     PyTorch equivalent: ``torch.nn.init.xavier_normal_(w, gain)``.
 
@@ -513,50 +745,44 @@ def xavier_normal(
     (64, 32)
     """
     gain = _gain("xavier_normal", gain)
-
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        return (0.0, _xavier_std(gain, shape, lay))
-
-    return _make(
+    return normal_std(
         "xavier_normal",
         {"gain": gain},
-        prepare,
-        sampling.normal_kernel,
+        lambda shape, lay: xavier_std(gain, shape, lay),
         layout=layout,
         dtype=dtype,
-        check_shape=_needs_2d_or_more("xavier_normal"),
+        check=needs_fans("xavier_normal"),
     )
 
 
-def _kaiming_std(name: str, a: float, mode: str, nonlinearity: str):
-    gain = calculate_gain(nonlinearity, a)
-
-    def std(shape: tuple[int, ...], layout: Layout) -> float:
-        fan_in, fan_out = calculate_fan_in_and_fan_out(shape, layout)
-        return gain / math.sqrt(fan_in if mode == "fan_in" else fan_out)
-
-    return std
+# ----------------------------------------------------------------------------
+# kaiming (He)
 
 
-def _kaiming_args(name: str, a: Any, mode: Any, nonlinearity: Any) -> tuple[float, str, str]:
+def kaiming_std(gain: Any, mode: FanMode, shape: tuple[int, ...], layout: Layout) -> Any:
+    """torch's kaiming std, ``gain / sqrt(fan)`` (0 for an empty fan: nothing is drawn)."""
+    fan_in, fan_out = calculate_fan_in_and_fan_out(shape, layout)
+    fan = fan_in if mode == "fan_in" else fan_out
+    return gain / math.sqrt(fan) if fan > 0 else 0.0
+
+
+def _kaiming_args(name: str, a: Any, mode: Any, nonlinearity: Any) -> tuple[Any, FanMode, Any]:
     a = real(name, "a", a)
-    mode = check_mode(mode)
-    if not isinstance(nonlinearity, str):
-        raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
-    calculate_gain(nonlinearity, a)  # raises for an unknown nonlinearity
-    return a, mode, nonlinearity
+    checked_mode = check_mode(mode)
+    nonlinearity = check_nonlinearity(nonlinearity)
+    return a, checked_mode, calculate_gain(nonlinearity, a)
 
 
 @builder
 def kaiming_uniform(
     a: float = 0.0,
-    mode: str = "fan_in",
-    nonlinearity: str = "leaky_relu",
+    mode: FanMode = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
     *,
     layout: LayoutLike | None = None,
-    dtype: Any = None,
+    dtype: DTypeLike | None = None,
 ) -> Initializer:
-    r"""He uniform: :math:`\mathcal{U}(-b, b)`, :math:`b = \text{gain}\sqrt{3/\text{fan\_mode}}`.
+    r"""He uniform: :math:`\mathcal{U}[-b, b)`, :math:`b = \text{gain}\sqrt{3/\text{fan\_mode}}`.
 
     ``gain = calculate_gain(nonlinearity, a)``; with torch's defaults
     (``a=0``, ``"leaky_relu"``) it is :math:`\sqrt 2`.
@@ -567,6 +793,10 @@ def kaiming_uniform(
         (backward); case-insensitive.
       nonlinearity: the nonlinearity's name, as for :func:`calculate_gain`.
       layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
 
     Raises:
       ValueError: for an unknown mode (``Mode fanin not supported, please use
@@ -574,48 +804,45 @@ def kaiming_uniform(
 
     PyTorch equivalent: ``torch.nn.init.kaiming_uniform_(w, a, mode, nonlinearity)``.
     ``kaiming_uniform(a=math.sqrt(5))`` is torch's ``nn.Linear``/``ConvNd``
-    default weight init.
+    default weight init (:func:`torch_linear_weight`).
 
     >>> import jax, jaxinit
     >>> jaxinit.kaiming_uniform(mode="fan_out")(jax.random.key(0), (64, 32, 3, 3)).shape
     (64, 32, 3, 3)
     """
-    a, mode, nonlinearity = _kaiming_args("kaiming_uniform", a, mode, nonlinearity)
-    std = _kaiming_std("kaiming_uniform", a, mode, nonlinearity)
-
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        bound = math.sqrt(3.0) * std(shape, lay)
-        return _uniform_bounds(-bound, bound, dt)
-
-    return _make(
+    a, mode, gain = _kaiming_args("kaiming_uniform", a, mode, nonlinearity)
+    return symmetric_uniform(
         "kaiming_uniform",
         {"a": a, "mode": mode, "nonlinearity": nonlinearity},
-        prepare,
-        sampling.uniform_kernel,
+        lambda shape, lay: math.sqrt(3.0) * kaiming_std(gain, mode, shape, lay),
         layout=layout,
         dtype=dtype,
-        check_shape=_needs_2d_or_more("kaiming_uniform"),
+        check=needs_fans("kaiming_uniform"),
     )
 
 
 @builder
 def kaiming_normal(
     a: float = 0.0,
-    mode: str = "fan_in",
-    nonlinearity: str = "leaky_relu",
+    mode: FanMode = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
     *,
     layout: LayoutLike | None = None,
-    dtype: Any = None,
+    dtype: DTypeLike | None = None,
 ) -> Initializer:
     r"""He normal: :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}/\sqrt{\text{fan\_mode}}`.
 
-    Untruncated, as torch (``jax.nn.initializers.he_normal`` is truncated).
+    **Untruncated**, as torch (``jax.nn.initializers.he_normal`` is truncated).
 
     Args:
       a: the negative slope of the rectifier after this layer (``leaky_relu``).
       mode: ``"fan_in"`` or ``"fan_out"``; case-insensitive.
       nonlinearity: the nonlinearity's name, as for :func:`calculate_gain`.
       layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
 
     Raises:
       ValueError: for an unknown mode or nonlinearity, or a 1-D shape.
@@ -627,122 +854,12 @@ def kaiming_normal(
     >>> init(jax.random.key(0), (64, 32, 3, 3)).shape
     (64, 32, 3, 3)
     """
-    a, mode, nonlinearity = _kaiming_args("kaiming_normal", a, mode, nonlinearity)
-    std = _kaiming_std("kaiming_normal", a, mode, nonlinearity)
-    return _make(
+    a, mode, gain = _kaiming_args("kaiming_normal", a, mode, nonlinearity)
+    return normal_std(
         "kaiming_normal",
         {"a": a, "mode": mode, "nonlinearity": nonlinearity},
-        lambda shape, lay, dt: (0.0, std(shape, lay)),
-        sampling.normal_kernel,
+        lambda shape, lay: kaiming_std(gain, mode, shape, lay),
         layout=layout,
         dtype=dtype,
-        check_shape=_needs_2d_or_more("kaiming_normal"),
-    )
-
-
-@builder
-def orthogonal(
-    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: Any = None
-) -> Initializer:
-    r"""A (semi-)orthogonal matrix, times ``gain``.
-
-    As torch: the weight is viewed as ``rows = out`` by ``cols = in * prod(k)``;
-    a standard normal matrix of that shape (transposed if wide) is QR-factored
-    and ``Q`` is sign-fixed by ``sign(diag(R))``, so the result is Haar
-    distributed. Rows are orthonormal if ``rows <= cols``, else columns.
-    Layout-aware; half precision is computed in float32 (unlike
-    ``jax.nn.initializers.orthogonal``, which fails in bfloat16).
-
-    Args:
-      gain: the scaling factor.
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
-
-    Raises:
-      ValueError: for fewer than 2 dimensions.
-      TypeError: for complex dtypes (torch does not support them).
-
-    PyTorch equivalent: ``torch.nn.init.orthogonal_(w, gain)``.
-
-    >>> import jax, jax.numpy as jnp, jaxinit
-    >>> q = jaxinit.orthogonal()(jax.random.key(0), (4, 8))
-    >>> bool(jnp.allclose(q @ q.T, jnp.eye(4), atol=1e-5))
-    True
-    """
-    gain = real("orthogonal", "gain", gain)
-
-    def check(shape: tuple[int, ...], lay: Layout) -> None:
-        if len(shape) < 2:
-            raise ValueError(
-                f"orthogonal: Only tensors with 2 or more dimensions are supported (got shape {shape})"
-            )
-        lay.axes(len(shape))
-
-    return _make(
-        "orthogonal",
-        {"gain": gain},
-        lambda shape, lay, dt: (gain,),
-        sampling.orthogonal_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=check,
-        complex_ok=False,
-        structured=True,
-    )
-
-
-@builder
-def sparse(
-    sparsity: float, std: float = 0.01, *, layout: LayoutLike | None = None, dtype: Any = None
-) -> Initializer:
-    r"""A sparse matrix: :math:`\mathcal{N}(0, \text{std}^2)` with exactly
-    ``ceil(sparsity * rows)`` zeros in every column.
-
-    ``rows`` is the output axis (torch's dim 0): every *input* unit gets the
-    same number of zeroed connections, at uniformly random positions. In the
-    flax layout ``(in, out)`` that is ``ceil(sparsity * out)`` zeros per row.
-    The positions come from Floyd's sampling algorithm, vectorized over columns (no sort).
-
-    Args:
-      sparsity: the fraction of each column to zero, in ``[0, 1]``.
-      std: the standard deviation of the non-zero values (``>= 0``).
-      layout: which axis is in/out (default: torch's ``(out, in)``).
-
-    Raises:
-      ValueError: for ``sparsity`` outside ``[0, 1]``, a negative ``std``, or
-        a shape that is not 2-D.
-
-    PyTorch equivalent: ``torch.nn.init.sparse_(w, sparsity, std)``.
-
-    >>> import jax, jaxinit
-    >>> w = jaxinit.sparse(0.5)(jax.random.key(0), (10, 4))
-    >>> (w == 0).sum(axis=0).tolist()
-    [5, 5, 5, 5]
-    """
-    sparsity = real("sparse", "sparsity", sparsity)
-    std = real("sparse", "std", std)
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparse: sparsity must be in [0, 1], got {sparsity}")
-    if std < 0:
-        raise ValueError(f"sparse: std must be >= 0, got {std}")
-
-    def check(shape: tuple[int, ...], lay: Layout) -> None:
-        if len(shape) != 2:
-            raise ValueError(
-                f"sparse: Only tensors with 2 dimensions are supported (got shape {shape})"
-            )
-        lay.axes(2)
-
-    def prepare(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        rows = sampling.canonical_shape(shape, lay)[0]
-        return (std, np.int32(math.ceil(sparsity * rows)))  # torch's exact count
-
-    return _make(
-        "sparse",
-        {"sparsity": sparsity, "std": std},
-        prepare,
-        sampling.sparse_kernel,
-        layout=layout,
-        dtype=dtype,
-        check_shape=check,
-        structured=True,
+        check=needs_fans("kaiming_normal"),
     )

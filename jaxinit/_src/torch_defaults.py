@@ -10,7 +10,7 @@ Linear, Conv{1,2,3}d      weight ``kaiming_uniform_(a=sqrt(5))``,         :func:
                           with ``fan_in`` of the **weight**
 ConvTranspose{1,2,3}d     the same, but torch reads ``fan_in`` from        :func:`torch_conv_transpose_weight`
                           weight dim 1: ``out/groups * prod(k)``
-Embedding                 N(0, 1)                                         :func:`torch_embedding`
+Embedding                 N(0, 1), the ``padding_idx`` row 0              :func:`torch_embedding`
 LayerNorm, GroupNorm,     weight 1, bias 0; running mean 0, var 1         :func:`~jaxinit.ones`, :func:`~jaxinit.zeros`
 BatchNorm, RMSNorm
 RNN, LSTM, GRU (+cells)   every parameter U(±1/sqrt(hidden_size))         :func:`torch_rnn`
@@ -24,12 +24,37 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from jaxinit._src.core import Initializer, builder
-from jaxinit._src.gain import calculate_gain
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import DTypeLike
+
+from jaxinit._src.core import (
+    Family,
+    Initializer,
+    builder,
+    concrete,
+    integer,
+    kernel,
+    sample_dtype,
+)
+from jaxinit._src.distribution import Distribution
 from jaxinit._src.layout import FLAX, Layout, LayoutLike
-from jaxinit._src.schemes import kaiming_uniform, normal, uniform, xavier_uniform_packed
+from jaxinit._src.schemes import (
+    kaiming_uniform,
+    make,
+    needs_fans,
+    normal,
+    normal_draw,
+    symmetric_uniform,
+    uniform,
+    uniform_bounds,
+    xavier_std,
+)
+from jaxinit._src.structured import matrix_view, rank_check, to_layout
 
 __all__ = [
     "torch_conv_transpose_weight",
@@ -42,122 +67,335 @@ __all__ = [
 
 LINEAR_A = math.sqrt(5)  # the leaky_relu slope torch's Linear/ConvNd reset_parameters uses
 
+# torch's ConvTranspose weight is (in, out/groups, *k) and torch reads fan_in
+# from dim 1: in a flax (*k, in, out) kernel that is the last axis.
+CONV_TRANSPOSE_FLAX = Layout(in_axis=-1, out_axis=-2)
+# An embedding table is (num_embeddings, features) in torch and in Flax: torch
+# reads fan_in from dim 1 (features), fan_out from dim 0.
+EMBEDDING = Layout(in_axis=-1, out_axis=-2)
 
-def linear_bound(fan_in: int) -> float:
-    """torch's Linear/Conv bound, ``1/sqrt(fan_in)`` (0 for ``fan_in == 0``, as torch)."""
+
+def linear_bound(fan_in: Any) -> Any:
+    """torch's Linear/Conv bias bound, ``1/sqrt(fan_in)`` (0 for ``fan_in == 0``, as torch)."""
+    if not concrete(fan_in):
+        return jnp.where(fan_in > 0, 1.0 / jnp.sqrt(jnp.maximum(fan_in, 1)), 0.0)
     return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 
 
-def linear_weight_bound(fan_in: int) -> float:
-    """The bound of ``kaiming_uniform_(a=sqrt(5))`` for ``fan_in``, in torch's arithmetic."""
-    gain = calculate_gain("leaky_relu", LINEAR_A)
-    return math.sqrt(3.0) * gain / math.sqrt(fan_in)
-
-
 @builder
-def torch_linear_weight(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
-    """torch's default ``nn.Linear``/``nn.ConvNd`` weight: ``kaiming_uniform(a=sqrt(5))``.
+def torch_linear_weight(
+    *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+) -> Initializer:
+    r"""torch's default ``nn.Linear``/``nn.ConvNd`` weight: ``kaiming_uniform(a=sqrt(5))``.
 
-    That is :math:`\\mathcal{U}(\\pm 1/\\sqrt{\\text{fan\\_in}})`, with
-    ``fan_in = in/groups * prod(kernel)``. Use it as ``kernel_init``
-    (``jaxinit.flax.torch_linear_weight()`` for Flax kernels).
+    That is :math:`\mathcal{U}[\pm 1/\sqrt{\text{fan\_in}})`, with
+    ``fan_in = in/groups * prod(kernel)``. Use it as ``kernel_init``.
+
+    Args:
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
 
     >>> import jax, jaxinit
     >>> w = jaxinit.torch_linear_weight()(jax.random.key(0), (64, 100))
     >>> bool(abs(w).max() <= 0.1)
     True
     """
-    return kaiming_uniform(a=LINEAR_A, layout=layout, dtype=dtype)
+    return dataclasses.replace(
+        kaiming_uniform(a=LINEAR_A, layout=layout, dtype=dtype),
+        name="torch_linear_weight",
+        hyperparams={},
+    )
 
 
 @builder
 def torch_linear_bias(
-    fan_in: int, *, layout: LayoutLike | None = None, dtype: Any = None
+    fan_in: int, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
-    """torch's default ``nn.Linear``/``nn.ConvNd`` bias: :math:`\\mathcal{U}(\\pm 1/\\sqrt{\\text{fan\\_in}})`.
+    r"""torch's default ``nn.Linear``/``nn.ConvNd`` bias: :math:`\mathcal{U}[\pm 1/\sqrt{\text{fan\_in}})`.
 
     Args:
       fan_in: the **weight's** fan-in (``in_features``, or ``in/groups *
-        prod(kernel)`` for a conv). The tree rules find it by themselves.
+        prod(kernel)`` for a conv; any integer type). ``0`` gives zeros, as
+        torch. The tree rules find it by themselves.
+      layout: accepted for uniformity; it does not affect this scheme.
+      dtype: the default dtype of the result.
 
-    >>> import jax, jaxinit
-    >>> b = jaxinit.torch_linear_bias(100)(jax.random.key(0), (64,))
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    Raises:
+      TypeError: if ``fan_in`` is not an integer.
+      ValueError: if ``fan_in < 0``.
+
+    >>> import jax, numpy as np, jaxinit
+    >>> b = jaxinit.torch_linear_bias(np.prod((4, 5, 5)))(jax.random.key(0), (64,))
     >>> bool(abs(b).max() <= 0.1)
     True
     """
-    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 0:
-        raise ValueError(f"torch_linear_bias: fan_in must be a non-negative int, got {fan_in!r}")
+    fan_in = integer("torch_linear_bias", "fan_in", fan_in, minimum=0)
     bound = linear_bound(fan_in)
-    return uniform(-bound, bound, layout=layout, dtype=dtype)
-
-
-# torch's ConvTranspose weight is (in, out/groups, *k) and torch reads fan_in
-# from dim 1: in a flax (*k, in, out) kernel that is the last axis.
-CONV_TRANSPOSE_FLAX = Layout(in_axis=-1, out_axis=-2)
+    return dataclasses.replace(
+        uniform(-bound, bound, layout=layout, dtype=dtype),
+        name="torch_linear_bias",
+        hyperparams={"fan_in": fan_in},
+    )
 
 
 @builder
 def torch_conv_transpose_weight(
-    *, layout: LayoutLike | None = None, dtype: Any = None
+    *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     """torch's default ``nn.ConvTransposeNd`` weight, with torch's fan quirk.
 
     torch applies ``kaiming_uniform_(a=sqrt(5))`` to the ``(in, out/groups,
     *k)`` weight, so its "fan_in" is ``out/groups * prod(k)``. In the torch
-    layout this builder reads the stored torch weight that way; in the flax
-    layout (``jaxinit.flax.torch_conv_transpose_weight()``, or this builder
-    inside ``jaxinit.flax.reinit``) it reads a flax ``(*k, in, out)``
-    ConvTranspose kernel as ``Layout(in_axis=-1, out_axis=-2)``. An explicit
-    ``layout=`` is used as given. Pair it with ``torch_linear_bias(out/groups
-    * prod(k))``.
+    layout this builder reads the stored torch weight that way; given the flax
+    layout (``jaxinit.flax.torch_conv_transpose_weight()``, a ``ConvTranspose``
+    layer, the tree tools) it reads a flax ``(*k, in, out)`` ConvTranspose
+    kernel as ``Layout(in_axis=-1, out_axis=-2)``. An explicit ``layout=`` is
+    used as given. Pair it with ``torch_linear_bias(out/groups * prod(k))``.
+
+    Args:
+      layout: which axes are in/out (default: torch's ``(in, out/groups, *k)``
+        read as torch reads it).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    >>> import jax, jaxinit
+    >>> w = jaxinit.torch_conv_transpose_weight()(jax.random.key(0), (16, 4, 3, 3))
+    >>> bool(abs(w).max() <= 1 / (4 * 9) ** 0.5)
+    True
     """
-    init = kaiming_uniform(a=LINEAR_A, layout=layout, dtype=dtype)
-    return dataclasses.replace(init, _layout_map=((FLAX, CONV_TRANSPOSE_FLAX),))
+    return dataclasses.replace(
+        kaiming_uniform(a=LINEAR_A, layout=layout, dtype=dtype),
+        name="torch_conv_transpose_weight",
+        hyperparams={},
+        layout_map=((FLAX, CONV_TRANSPOSE_FLAX),),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Embedding
+
+
+@kernel
+def _embedding_kernel(key, row, *, shape, dtype, layout):
+    """N(0, 1), with entry ``row`` of the out axis (the embedding's index axis) zeroed."""
+    batch, rows, cols = matrix_view(shape, layout)
+    values = normal_draw(key, 0.0, 1.0, (batch, rows, cols), dtype)
+    index = jax.lax.broadcasted_iota(jnp.int32, (batch, rows, cols), 1)
+    return to_layout(jnp.where(index == row, jnp.zeros((), values.dtype), values), shape, layout)
+
+
+EMBEDDING_PADDED = Family(
+    "normal",
+    _embedding_kernel,
+    lambda p, shape, layout: Distribution(
+        "normal", {"mean": 0.0, "std": 1.0, "zero_row": int(p[0])}, shape, layout
+    ),
+    structured=True,
+    torch_kernel="normal_kernel_cpu",
+)
 
 
 @builder
-def torch_embedding(*, layout: LayoutLike | None = None, dtype: Any = None) -> Initializer:
-    """torch's default ``nn.Embedding`` weight: :math:`\\mathcal{N}(0, 1)`."""
-    return normal(0.0, 1.0, layout=layout, dtype=dtype)
+def torch_embedding(
+    padding_idx: int | None = None,
+    *,
+    layout: LayoutLike | None = None,
+    dtype: DTypeLike | None = None,
+) -> Initializer:
+    r"""torch's default ``nn.Embedding`` weight: :math:`\mathcal{N}(0, 1)`, the ``padding_idx`` row 0.
+
+    The table is ``(num_embeddings, features)`` in torch and in Flax alike;
+    the row is an index on the layout's out axis (axis 0 of a torch table, and
+    of a Flax ``Embed`` table, whose layout the Flax variant and the tree tools
+    use).
+
+    Args:
+      padding_idx: as ``nn.Embedding(padding_idx=...)``: this row (negative
+        counts from the end) is zeroed. ``None``: no row is.
+      layout: which axis indexes the rows (default: torch's: axis 0).
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    Raises:
+      ValueError: at call time, if ``padding_idx`` is outside the table
+        (torch: ``Padding_idx must be within num_embeddings``).
+
+    >>> import jax, jaxinit
+    >>> table = jaxinit.torch_embedding(padding_idx=0)(jax.random.key(0), (10, 4))
+    >>> table[0].tolist()
+    [0.0, 0.0, 0.0, 0.0]
+    """
+    if padding_idx is None:
+        return dataclasses.replace(
+            normal(0.0, 1.0, layout=layout, dtype=dtype), name="torch_embedding", hyperparams={}
+        )
+    index = integer("torch_embedding", "padding_idx", padding_idx, minimum=-(2**31))
+
+    def params(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
+        rows = matrix_view(shape, lay)[1]
+        if concrete(index) and not -rows <= index < rows:
+            raise ValueError(
+                f"torch_embedding: Padding_idx must be within num_embeddings "
+                f"(padding_idx={index}, num_embeddings={rows})"
+            )
+        return (np.int32(index % rows) if concrete(index) else (index % rows).astype(jnp.int32),)
+
+    return make(
+        "torch_embedding",
+        {"padding_idx": index},
+        EMBEDDING_PADDED,
+        params,
+        layout=layout,
+        dtype=dtype,
+        check=rank_check("torch_embedding", tuple(range(2, 64)), "2 or more"),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Recurrent layers
+
+
+@kernel
+def _uniform_sum_kernel(key, low, high, terms, *, shape, dtype, layout):
+    """The sum of ``terms`` (1 or 2, per block of the last axis) independent U[low, high)."""
+    u = jax.random.uniform(key, (2, *shape), sample_dtype(dtype), low, high)
+    blocks = terms.shape[0] if terms.ndim else 1
+    per_entry = jnp.repeat(terms, shape[-1] // blocks) if terms.ndim else terms
+    return u[0] + jnp.where(per_entry >= 2, u[1], jnp.zeros((), u.dtype))
+
+
+UNIFORM_SUM = Family(
+    "uniform_sum",
+    _uniform_sum_kernel,
+    lambda p, shape, layout: Distribution(
+        "uniform_sum",
+        {"low": p[0], "high": p[1], "terms": p[2] if np.ndim(p[2]) else int(p[2])},
+        shape,
+        layout,
+    ),
+    dtypes="real",
+    torch_kernel="check_uniform_bounds",
+)
 
 
 @builder
 def torch_rnn(
-    hidden_size: int, *, layout: LayoutLike | None = None, dtype: Any = None
+    hidden_size: int,
+    terms: int | Sequence[int] = 1,
+    *,
+    layout: LayoutLike | None = None,
+    dtype: DTypeLike | None = None,
 ) -> Initializer:
-    """torch's default for every RNN/LSTM/GRU parameter: :math:`\\mathcal{U}(\\pm 1/\\sqrt{H})`.
+    r"""torch's default for every RNN/LSTM/GRU parameter: :math:`\mathcal{U}[\pm 1/\sqrt{H})`.
+
+    A Flax recurrent cell often keeps one bias where torch's cell has two
+    that are added (``b_ih + b_hh`` before an LSTM gate): the torch model's
+    function then starts with their **sum**, a triangular distribution on
+    :math:`\pm 2/\sqrt{H}`. ``terms=2`` draws that sum.
 
     Args:
-      hidden_size: ``H``, the number of hidden features.
+      hidden_size: ``H``, the number of hidden features (any integer type).
+      terms: how many independent :math:`\mathcal{U}[\pm 1/\sqrt{H})` each entry
+        sums: 1 (a torch parameter) or 2 (a Flax bias standing for two torch
+        biases). A sequence splits the last axis into that many equal blocks
+        (gates), each with its own count: NNX's ``GRUCell`` input bias
+        ``(r, z, n)`` is ``terms=(2, 2, 1)``.
+      layout: accepted for uniformity; it does not affect this scheme.
+      dtype: the default dtype of the result.
+
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    Raises:
+      ValueError: for ``hidden_size < 1`` or terms other than 1 and 2; at call
+        time, if the last axis does not split into the blocks of ``terms``.
+
+    >>> import jax, jaxinit
+    >>> w = jaxinit.torch_rnn(64)(jax.random.key(0), (256, 64))
+    >>> bool(abs(w).max() <= 0.125)
+    True
+    >>> jaxinit.torch_rnn(64, terms=2).distribution((256,))
+    U(-0.125, 0.125) + U(-0.125, 0.125)
     """
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
-        raise ValueError(f"torch_rnn: hidden_size must be a positive int, got {hidden_size!r}")
-    bound = 1.0 / math.sqrt(hidden_size)
-    return uniform(-bound, bound, layout=layout, dtype=dtype)
+    hidden_size = integer("torch_rnn", "hidden_size", hidden_size, minimum=1)
+    bound = linear_bound(hidden_size)
+    counts = tuple(terms) if isinstance(terms, Sequence) else (terms,)
+    counts = tuple(integer("torch_rnn", "terms", t, minimum=1) for t in counts)
+    if not counts or any(t > 2 for t in counts):
+        raise ValueError(f"torch_rnn: terms must be 1 or 2 (per block), got {terms!r}")
+    if counts == (1,):
+        return dataclasses.replace(
+            uniform(-bound, bound, layout=layout, dtype=dtype),
+            name="torch_rnn",
+            hyperparams={"hidden_size": hidden_size},
+        )
+    per_block = isinstance(terms, Sequence)
+
+    def params(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
+        if per_block and (not shape or shape[-1] % len(counts)):
+            raise ValueError(
+                f"torch_rnn: terms={tuple(counts)} splits the last axis into {len(counts)} "
+                f"equal blocks, but the shape is {shape}"
+            )
+        low, high = uniform_bounds(-bound, bound, dt)
+        return low, high, np.asarray(counts if per_block else counts[0], np.int32)
+
+    return make(
+        "torch_rnn",
+        {"hidden_size": hidden_size, "terms": terms},
+        UNIFORM_SUM,
+        params,
+        layout=layout,
+        dtype=dtype,
+    )
+
+
+# ----------------------------------------------------------------------------
+# MultiheadAttention
 
 
 @builder
 def torch_mha_in_proj(
-    num_packed: int = 3, *, layout: LayoutLike | None = None, dtype: Any = None
+    num_packed: int = 3, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""torch ``nn.MultiheadAttention``'s in-projection: ``xavier_uniform_`` on the packed weight.
 
     torch packs the query, key and value projections into one ``(3E, E)``
-    weight, so each projection is :math:`\mathcal{U}(\pm b)`,
+    weight, so each projection is :math:`\mathcal{U}[\pm b)`,
     :math:`b = \sqrt{6 / (\text{fan\_in} + 3\,\text{fan\_out})}`, with the fans
     of one projection. ``num_packed=1`` is plain ``xavier_uniform`` (torch's
     case when ``kdim``/``vdim`` differ from ``embed_dim``).
 
     Args:
-      num_packed: how many projections share the packed weight.
+      num_packed: how many projections share the packed weight (any integer type).
       layout: which axes are in/out of one projection's weight; a Flax
         attention kernel ``(in, heads, head_dim)`` is ``Layout(0, (1, 2))``.
-    """
-    if isinstance(num_packed, bool) or not isinstance(num_packed, int) or num_packed < 1:
-        raise ValueError(
-            f"torch_mha_in_proj: num_packed must be a positive int, got {num_packed!r}"
-        )
+      dtype: the default dtype of the result.
 
-    return xavier_uniform_packed(
-        "torch_mha_in_proj", {"num_packed": num_packed}, 1.0, num_packed, layout, dtype
+    Returns:
+      An initializer ``(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    >>> import jax, jaxinit
+    >>> w = jaxinit.torch_mha_in_proj()(jax.random.key(0), (64, 64))
+    >>> bool(abs(w).max() <= (6 / (64 + 3 * 64)) ** 0.5)
+    True
+    """
+    num_packed = integer("torch_mha_in_proj", "num_packed", num_packed, minimum=1)
+    return symmetric_uniform(
+        "torch_mha_in_proj",
+        {"num_packed": num_packed},
+        lambda shape, lay: math.sqrt(3.0) * xavier_std(1.0, shape, lay, num_packed),
+        layout=layout,
+        dtype=dtype,
+        check=needs_fans("torch_mha_in_proj"),
     )

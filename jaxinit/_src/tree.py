@@ -5,8 +5,8 @@ first whose selector matches a leaf initializes it. Selectors:
 
 * a string: an ``fnmatch`` glob over the whole ``/``-joined path (``*``
   crosses ``/``): ``"*/Conv_*/kernel"``, ``"*bn*/scale"``, ``"*kernel"``;
-* a class: matches a leaf when the module owning it, or any module
-  enclosing that one, is an instance;
+* a class (or a tuple of classes): matches a leaf when the module owning
+  it, or any module enclosing that one, is an instance;
 * ``(class, pattern)``: as a class, and the leaf's name (or its path below
   the matching module) matches the glob ``pattern``: ``(nn.Conv, "kernel")``,
   ``(nn.MultiHeadDotProductAttention, "out/*")``;
@@ -14,30 +14,28 @@ first whose selector matches a leaf initializes it. Selectors:
 
 Every re-initialized leaf gets the key ``fold_in(key, stable_hash(path))``
 (see :func:`stable_hash`), so adding a layer or changing a rule never changes
-the values of the other leaves. All new values are drawn in one compiled
-program in which leaves sharing (scheme, shape, dtype) are drawn by one
-vmapped kernel, so compile time grows with the number of distinct shapes,
-not of layers.
+the values of the other leaves. Drawing is :mod:`jaxinit._src.draw`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
-import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
 
-from jaxinit._src.core import Initializer, check_key
+from jaxinit._src.core import Initializer, check_key, sharding_of
 from jaxinit._src.layout import Layout, LayoutLike, as_layout
 
-__all__ = ["Rule", "Contextual", "reinit", "stable_hash"]
+__all__ = ["Contextual", "Rule", "reinit", "stable_hash"]
+
+Unmatched: TypeAlias = Literal["keep", "error"]
 
 
 # ----------------------------------------------------------------------------
@@ -57,6 +55,10 @@ class Rule:
       optional: if ``True``, ``strict=True`` does not complain when this rule
         matches no leaf. Every rule of ``TORCH_DEFAULTS`` is optional.
 
+    Raises:
+      TypeError: for a malformed selector, a non-callable initializer, or an
+        uncalled jaxinit builder (``jaxinit.zeros`` instead of ``jaxinit.zeros()``).
+
     >>> import jaxinit
     >>> jaxinit.Rule("*/bias", jaxinit.zeros(), optional=True).optional
     True
@@ -68,11 +70,23 @@ class Rule:
 
     def __post_init__(self) -> None:
         check_selector(self.selector)
+        name = getattr(self.init, "jaxinit_builder", None)  # an uncalled jaxinit builder
+        if isinstance(name, str):
+            raise TypeError(
+                f"rule {self.selector!r}: {name} is a builder: call it to get the "
+                f"initializer: ({self.selector!r}, {name}())"
+            )
         if not callable(self.init) and not isinstance(self.init, Contextual):
             raise TypeError(
                 f"rule {self.selector!r}: the initializer must be callable "
                 f"(key, shape, dtype) -> Array, got {self.init!r}"
             )
+
+    @property
+    def selects_classes(self) -> bool:
+        """Whether the selector needs module classes (a class or ``(class, glob)``)."""
+        s = self.selector
+        return _is_classes(s) or (isinstance(s, tuple) and len(s) == 2 and _is_classes(s[0]))
 
 
 def _is_classes(x: Any) -> bool:
@@ -120,13 +134,18 @@ def as_rules(rules: Any) -> tuple[Rule, ...]:
         elif isinstance(item, tuple) and len(item) == 2:
             try:
                 out.append(Rule(item[0], item[1]))
-            except TypeError as e:
-                raise TypeError(f"rule {i}: {e}") from None
+            except TypeError as e:  # our own message: say which rule
+                raise TypeError(f"rule {i}: {e}") from e
         else:
             raise TypeError(
                 f"rule {i}: expected a (selector, initializer) pair or a jaxinit.Rule, got {item!r}"
             )
     return tuple(out)
+
+
+def describe_rule(index: int, rule: Rule) -> str:
+    """``rule 3 ('*/bias' -> jaxinit.zeros())``, for messages."""
+    return f"rule {index} ({rule.selector!r} -> {rule.init!r})"
 
 
 # ----------------------------------------------------------------------------
@@ -144,12 +163,15 @@ class Owner:
 
 @dataclasses.dataclass(frozen=True)
 class Leaf:
-    """A candidate leaf: an array (or ShapeDtypeStruct) of inexact dtype.
+    """A leaf of the target, as the rules see it.
 
     Attributes:
       path: the path components.
-      value: the array (unboxed).
-      owners: enclosing modules, outermost first; the last one owns the leaf.
+      value: the array (unboxed; a ``ShapeDtypeStruct`` for abstract targets).
+      owners: enclosing modules, outermost first.
+      layout: the layout initializers built without ``layout=`` get here (the
+        owning Flax layer's, else the tree tool's).
+      candidate: whether rules may re-initialize it (an inexact array).
       siblings: the candidate leaves of the same parent (itself included), by name.
       lookup: every candidate leaf of the tree, by path.
     """
@@ -157,7 +179,9 @@ class Leaf:
     path: tuple[str, ...]
     value: Any
     owners: tuple[Owner, ...] = ()
-    siblings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    layout: Layout | None = None
+    candidate: bool = True
+    siblings: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
     lookup: Mapping[tuple[str, ...], Any] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -181,6 +205,13 @@ class Leaf:
         for owner in reversed(self.owners):
             if issubclass(owner.cls, cls):
                 return owner
+        return None
+
+    @property
+    def parent(self) -> Owner | None:
+        """The module owning the leaf directly, if it is known."""
+        if self.owners and self.owners[-1].path == self.path[:-1]:
+            return self.owners[-1]
         return None
 
 
@@ -209,7 +240,8 @@ class Contextual:
     siblings' widths. Used by the torch-default rules.
 
     Args:
-      fn: ``(leaf: Leaf, layout: Layout) -> initializer``.
+      fn: ``(leaf: Leaf, layout: Layout) -> initializer``; ``layout`` is the
+        leaf's (its layer's, else the tree tool's).
       name: shown in error messages and reprs.
     """
 
@@ -217,11 +249,52 @@ class Contextual:
         self.fn = fn
         self.name = name
 
-    def resolve(self, leaf: Leaf, layout: Layout) -> Any:
-        return self.fn(leaf, layout)
+    def resolve(self, leaf: Leaf) -> Any:
+        assert leaf.layout is not None
+        return self.fn(leaf, leaf.layout)
 
     def __repr__(self) -> str:
         return f"jaxinit.{self.name}"
+
+
+def is_candidate(x: Any) -> bool:
+    """Array-like leaves of floating or complex dtype are what rules can re-initialize."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or not hasattr(x, "shape"):
+        return False
+    try:
+        return bool(jnp.issubdtype(dtype, jnp.inexact))
+    except TypeError:
+        return False
+
+
+def make_leaves(
+    paths: Sequence[tuple[str, ...]],
+    values: Sequence[Any],
+    owners_of: Callable[[int], tuple[Owner, ...]],
+    layout_of: Callable[[tuple[str, ...], Any, tuple[Owner, ...]], Layout],
+) -> list[Leaf]:
+    """Leaf records for every value, with siblings, a shared lookup and layouts."""
+    lookup = {p: v for p, v in zip(paths, values) if is_candidate(v)}
+    by_parent: dict[tuple[str, ...], dict[str, Any]] = {}
+    for p, v in lookup.items():
+        by_parent.setdefault(p[:-1], {})[p[-1] if p else ""] = v
+    records = []
+    for i, (p, v) in enumerate(zip(paths, values)):
+        owners = owners_of(i)
+        candidate = is_candidate(v)
+        records.append(
+            Leaf(
+                p,
+                v,
+                owners,
+                layout_of(p, v, owners) if candidate else None,
+                candidate,
+                by_parent.get(p[:-1], {}),
+                lookup,
+            )
+        )
+    return records
 
 
 # ----------------------------------------------------------------------------
@@ -236,16 +309,11 @@ def stable_hash(path: str) -> int:
     Python's ``hash``, it does not change between processes.
 
     >>> import jaxinit
-    >>> jaxinit.stable_hash("params/Dense_0/kernel") == jaxinit.stable_hash("params/Dense_0/kernel")
-    True
+    >>> jaxinit.stable_hash("params/Dense_0/kernel")
+    855295399
     """
     digest = hashlib.sha256(path.encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def leaf_key(key: jax.Array, path: str) -> jax.Array:
-    """The key a leaf at ``path`` is drawn with: ``fold_in(key, stable_hash(path))``."""
-    return jax.random.fold_in(key, stable_hash(path))
 
 
 # ----------------------------------------------------------------------------
@@ -266,39 +334,87 @@ class Job:
     rule_desc: str = ""
 
 
-def _describe(i: int, rule: Rule) -> str:
-    return f"rule {i} ({rule.selector!r} -> {rule.init!r})"
+def _why_unused(r: int, rule: Rule, leaves: Sequence[Leaf], owner: list[int | None]) -> str:
+    """Why rule ``r`` matched no leaf, where that can be told, and the nearest paths."""
+    hits = [leaf for leaf in leaves if _safe_match(rule.selector, leaf)]
+    candidates = [i for i, leaf in enumerate(leaves) if leaf.candidate and leaf in hits]
+    if candidates:
+        takers = sorted({t for i in candidates if (t := owner[i]) is not None})
+        return f"every leaf it matches was taken by an earlier rule ({', '.join(f'rule {t}' for t in takers)})"
+    if hits:
+        shown = ", ".join(f"{h.path_str!r} ({_dtype_name(h.value)})" for h in hits[:3])
+        return f"it matches only leaves that are not floating-point arrays: {shown}"
+    notes = []
+    selector = rule.selector
+    if isinstance(selector, str):
+        if selector.endswith("/value") and any(
+            fnmatch.fnmatchcase(leaf.path_str, selector[: -len("/value")]) for leaf in leaves
+        ):
+            notes.append(
+                "paths name the unboxed leaf (an nn.Partitioned box adds no '/value'): "
+                f"use {selector[: -len('/value')]!r}"
+            )
+        near = difflib.get_close_matches(selector, [leaf.path_str for leaf in leaves], 3, 0.3)
+        if near:
+            notes.append(f"nearest paths: {', '.join(map(repr, near))}")
+    elif rule.selects_classes and not any(leaf.owners for leaf in leaves):
+        notes.append("the target records no module classes")
+    return "; ".join(notes) if notes else "no leaf matches it"
 
 
-def plan(leaves: Sequence[Leaf], rules: Sequence[Rule], layout: Layout, strict: bool) -> list[Job]:
-    """Assigns each leaf its first matching rule; checks ``strict``."""
+def _safe_match(selector: Any, leaf: Leaf) -> bool:
+    try:
+        return matches(selector, leaf)
+    except Exception:
+        return False
+
+
+def _dtype_name(value: Any) -> str:
+    dtype = getattr(value, "dtype", None)
+    return str(dtype) if dtype is not None else type(value).__name__
+
+
+def plan(
+    leaves: Sequence[Leaf],
+    rules: Sequence[Rule],
+    strict: bool,
+    unmatched: Unmatched = "keep",
+    *,
+    abstract_ok: bool = False,
+) -> list[Job]:
+    """Assigns each candidate leaf its first matching rule; checks ``strict`` and ``unmatched``.
+
+    ``abstract_ok``: the caller materializes the abstract leaves no rule draws
+    (``jaxinit.flax.init``); otherwise an undrawn abstract leaf is an error.
+    """
+    if unmatched not in ("keep", "error"):
+        raise ValueError(f"unmatched must be 'keep' or 'error', got {unmatched!r}")
+    taken_by: list[int | None] = [None] * len(leaves)
     used = [False] * len(rules)
     jobs = []
     for index, leaf in enumerate(leaves):
+        if not leaf.candidate:
+            continue
         for r, rule in enumerate(rules):
             try:
                 hit = matches(rule.selector, leaf)
             except Exception as e:
-                raise type(e)(f"{_describe(r, rule)} failed on {leaf.path_str!r}: {e}") from e
+                e.add_note(f"while matching {describe_rule(r, rule)} on {leaf.path_str!r}")
+                raise
             if not hit:
                 continue
             used[r] = True
+            taken_by[index] = r
             init = rule.init
             if isinstance(init, Contextual):
                 try:
-                    init = init.resolve(leaf, layout)
-                except (ValueError, TypeError) as e:
-                    raise type(e)(f"{_describe(r, rule)} on {leaf.path_str!r}: {e}") from e
+                    init = init.resolve(leaf)
+                except Exception as e:
+                    e.add_note(f"in {describe_rule(r, rule)} on {leaf.path_str!r}")
+                    raise
             if isinstance(init, Initializer):
-                init = init.in_context(layout)
-            sharding = getattr(leaf.value, "sharding", None)
-            concrete = isinstance(leaf.value, jax.Array) and isinstance(
-                sharding, jax.sharding.Sharding
-            )
-            if isinstance(leaf.value, jax.core.Tracer) or not (
-                isinstance(sharding, NamedSharding) or concrete
-            ):
-                sharding = None
+                assert leaf.layout is not None
+                init = init.in_context(leaf.layout)
             jobs.append(
                 Job(
                     index,
@@ -307,148 +423,68 @@ def plan(leaves: Sequence[Leaf], rules: Sequence[Rule], layout: Layout, strict: 
                     init,
                     leaf.shape,
                     leaf.dtype,
-                    sharding,
-                    _describe(r, rule),
+                    sharding_of(leaf.value),
+                    describe_rule(r, rule),
                 )
             )
             break
     if strict:
         unused = [
-            _describe(r, rule) for r, rule in enumerate(rules) if not used[r] and not rule.optional
+            f"{describe_rule(r, rule)}: {_why_unused(r, rule, leaves, taken_by)}"
+            for r, rule in enumerate(rules)
+            if not used[r] and not rule.optional
         ]
         if unused:
             raise ValueError(
-                "strict=True: these rules matched no leaf: "
-                + "; ".join(unused)
-                + ". Fix the selector, mark the rule optional (jaxinit.Rule(..., optional=True)) "
+                "strict=True: these rules matched no leaf:\n  "
+                + "\n  ".join(unused)
+                + "\nFix the selector, mark the rule optional (jaxinit.Rule(..., optional=True)) "
                 "or pass strict=False."
             )
+    drawn = {job.index for job in jobs}
+    abstract = [
+        leaf.path_str
+        for i, leaf in enumerate(leaves)
+        if i not in drawn and isinstance(leaf.value, jax.ShapeDtypeStruct)
+    ]
+    uncovered = [
+        leaf.path_str for i, leaf in enumerate(leaves) if leaf.candidate and i not in drawn
+    ]
+    if abstract and not abstract_ok:
+        raise ValueError(
+            f"these abstract (ShapeDtypeStruct) leaves are not drawn by any rule and would be "
+            f"returned unmaterialized: {_listing(abstract)}. Add rules for them, or build the "
+            "model with jaxinit.flax.init, which materializes the leaves no rule selects."
+        )
+    if unmatched == "error" and uncovered:
+        raise ValueError(
+            f"unmatched='error': no rule covers these floating-point leaves: {_listing(uncovered)}"
+        )
     return jobs
 
 
-# ----------------------------------------------------------------------------
-# Drawing: one cached executable per (scheme, shape, dtype, layout, sharding)
-#
-# Each leaf is drawn by its scheme's kernel, jitted with the shape static and
-# the hyperparameters and the path hash traced, so a model of twelve
-# identical blocks compiles each distinct (scheme, shape) once, and a later
-# model with the same shapes compiles nothing. (One XLA program returning
-# every leaf would compile one output fusion per leaf: on CPU that costs
-# about as much as the sampling itself.) Inside a caller's jit the same
-# calls simply become part of the caller's program.
+def _listing(paths: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(map(repr, paths[:limit]))
+    return shown + (f", ... ({len(paths) - limit} more)" if len(paths) > limit else "")
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "shape", "dtype", "layout", "out_sharding"))
-def _draw_leaf(key, path_hash, *args, fn, shape, dtype, layout, out_sharding):
-    leaf = jax.random.fold_in(key, path_hash)
-    return fn(leaf, *args, shape=shape, dtype=dtype, layout=layout, out_sharding=out_sharding)
-
-
-def _drawer(job: Job) -> Callable[[jax.Array], jax.Array]:
-    """A function of the base key that draws ``job``'s array."""
-    init = job.init
-    h = np.uint32(stable_hash(job.path))
-    if isinstance(init, Initializer) and all(d > 0 for d in job.shape):
-        fn, args, layout = init.bind(job.shape, job.dtype)
-        statics = dict(
-            fn=fn,
-            shape=job.shape,
-            dtype=job.dtype,
-            layout=layout,
-            out_sharding=_named(job.sharding),
-        )
-        if not init.is_random:
-            return lambda key: fn(None, *args, **{k: v for k, v in statics.items() if k != "fn"})
-        return lambda key: _draw_leaf(key, h, *args, **statics)
-    if isinstance(init, Initializer):
-        return lambda key: init(
-            jax.random.fold_in(key, h), job.shape, job.dtype, _named(job.sharding)
-        )
-
-    def plain(key: jax.Array) -> jax.Array:
-        x = init(jax.random.fold_in(key, h), job.shape, job.dtype)
-        if job.sharding is not None and not isinstance(x, jax.core.Tracer):
-            x = jax.device_put(x, job.sharding)
-        return x
-
-    return plain
-
-
-def _named(sharding: Any) -> NamedSharding | None:
-    """The sharding a kernel can constrain its output to; others are placed by :func:`_place`."""
-    return sharding if isinstance(sharding, NamedSharding) else None
-
-
-def _place(x: jax.Array, sharding: Any) -> jax.Array:
-    """Puts a concrete result on its leaf's sharding (e.g. a single non-default device)."""
-    if (
-        sharding is None
-        or isinstance(x, jax.core.Tracer)
-        or x.sharding.is_equivalent_to(sharding, x.ndim)
-    ):
-        return x
-    return jax.device_put(x, sharding)
-
-
-def donation(values: Sequence[Any], jobs: Sequence[Job], indices: Sequence[int]) -> list[Any]:
-    """The old arrays of ``jobs`` to donate: ``None`` for one a kept leaf still holds.
-
-    ``values`` are all the (unboxed) leaves, ``indices`` map a job's leaf to them.
-    """
-    replaced = {indices[j.index] for j in jobs}
-    kept = {id(v) for i, v in enumerate(values) if i not in replaced}
-    olds = [values[indices[j.index]] for j in jobs]
-    return [None if id(old) in kept else old for old in olds]
-
-
-def _check(job: Job, shape: Sequence[int], dtype: Any) -> None:
-    if tuple(shape) != job.shape or np.dtype(dtype) != job.dtype:
+def check_classes_known(rules: Sequence[Rule], leaves: Sequence[Leaf], hint: str) -> None:
+    """Raises if class selectors meet a target that records no module classes at all."""
+    if any(rule.selects_classes for rule in rules) and not any(leaf.owners for leaf in leaves):
+        selectors = [describe_rule(r, rule) for r, rule in enumerate(rules) if rule.selects_classes]
         raise ValueError(
-            f"{job.rule_desc or f'rule {job.rule}'} returns shape {tuple(shape)} and dtype {dtype} "
-            f"for {job.path!r}, which is {job.shape} {job.dtype}; the target was left untouched"
+            f"{len(selectors)} rule(s) select by module class, e.g. {selectors[0]}, but this "
+            f"target holds no modules (only dicts, lists and arrays), so they can match "
+            f"nothing. {hint}"
         )
-
-
-def draw(key: jax.Array, jobs: Sequence[Job], donated: Sequence[Any] = ()) -> list[jax.Array]:
-    """Draws every job's array; returns them in job order.
-
-    Every job is checked before anything is drawn or donated: jaxinit
-    initializers validate the shape and dtype when bound, other callables are
-    traced abstractly (``jax.eval_shape``) and must give the leaf's shape and
-    dtype, so a bad rule raises and the target is left untouched. With ``donated`` (the old arrays, one per job), each old array is
-    deleted just before its replacement is drawn, so peak memory stays near
-    one copy of the parameters plus the largest leaf.
-    """
-    check_key("reinit", key)
-    drawers = []
-    for job in jobs:
-        try:
-            fn = _drawer(job)  # a jaxinit initializer validates shape and dtype here
-            if not isinstance(job.init, Initializer):
-                out = jax.eval_shape(fn, key)
-                _check(job, out.shape, out.dtype)
-        except (ValueError, TypeError) as e:
-            if "the target was left untouched" in str(e):
-                raise
-            raise type(e)(
-                f"{job.rule_desc or f'rule {job.rule}'} on {job.path!r}: {e}; the target was left untouched"
-            ) from e
-        drawers.append(fn)
-    new = []
-    for i, fn in enumerate(drawers):
-        if donated:
-            old = donated[i]
-            if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
-                old.delete()
-        new.append(_place(fn(key), jobs[i].sharding))
-    return new
 
 
 # ----------------------------------------------------------------------------
 # Generic pytrees (Equinox modules, dicts, lists, ...)
 
 
-def _key_name(k: Any) -> str:
+def key_name(k: Any) -> str:
+    """The path component of a pytree key (``DictKey``, ``GetAttrKey``, ``SequenceKey``...)."""
     for attr in ("key", "name", "idx"):
         if hasattr(k, attr):
             return str(getattr(k, attr))
@@ -457,42 +493,13 @@ def _key_name(k: Any) -> str:
 
 def _child(node: Any, k: Any) -> Any:
     if isinstance(k, jax.tree_util.GetAttrKey):
-        return getattr(node, k.name)
+        return getattr(node, k.name, None)
     if isinstance(k, jax.tree_util.DictKey | jax.tree_util.SequenceKey):
         try:
             return node[k.key if isinstance(k, jax.tree_util.DictKey) else k.idx]
-        except Exception:
+        except (KeyError, IndexError, TypeError):
             return None
     return None
-
-
-def is_candidate(x: Any) -> bool:
-    """Array-like leaves of floating or complex dtype are what rules can re-initialize."""
-    dtype = getattr(x, "dtype", None)
-    if dtype is None or not hasattr(x, "shape"):
-        return False
-    try:
-        return bool(jnp.issubdtype(dtype, jnp.inexact))
-    except TypeError:
-        return False
-
-
-def make_leaves(
-    paths: Sequence[tuple[str, ...]],
-    values: Sequence[Any],
-    owners_of: Callable[[int], tuple[Owner, ...]],
-) -> tuple[list[Leaf], list[int]]:
-    """Leaf records for the candidate values, with siblings and a shared lookup."""
-    lookup = {p: v for p, v in zip(paths, values) if is_candidate(v)}
-    by_parent: dict[tuple[str, ...], dict[str, Any]] = {}
-    for p, v in lookup.items():
-        by_parent.setdefault(p[:-1], {})[p[-1] if p else ""] = v
-    records, indices = [], []
-    for i, (p, v) in enumerate(zip(paths, values)):
-        if is_candidate(v):
-            records.append(Leaf(p, v, owners_of(i), by_parent.get(p[:-1], {}), lookup))
-            indices.append(i)
-    return records, indices
 
 
 def _walk_owners(tree: Any, keypath: Sequence[Any], path: tuple[str, ...]) -> tuple[Owner, ...]:
@@ -508,17 +515,6 @@ def _walk_owners(tree: Any, keypath: Sequence[Any], path: tuple[str, ...]) -> tu
     return tuple(owners)
 
 
-def pytree_leaves(tree: Any) -> tuple[list[Any], Any, list[Leaf], list[int]]:
-    """Flattens ``tree`` into (leaves, treedef, candidate Leaf records, their indices)."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    paths = [tuple(_key_name(k) for k in kp) for kp, _ in flat]
-    values = [v for _, v in flat]
-    records, indices = make_leaves(
-        paths, values, lambda i: _walk_owners(tree, flat[i][0], paths[i])
-    )
-    return values, treedef, records, indices
-
-
 def reinit(
     tree: Any,
     rules: Any,
@@ -526,6 +522,7 @@ def reinit(
     key: jax.Array,
     layout: LayoutLike = "torch",
     strict: bool = True,
+    unmatched: Unmatched = "keep",
     donate: bool = False,
 ) -> Any:
     """Re-initializes the leaves of any pytree that the rules select.
@@ -533,7 +530,8 @@ def reinit(
     Works on Equinox modules (class selectors match the module owning a
     leaf, or any enclosing module), dicts, lists and any registered pytree.
     Only floating/complex array leaves are candidates; everything else is
-    left as is.
+    left as is. For Flax targets use :func:`jaxinit.flax.reinit`, which knows
+    Linen and NNX module classes and the layout of each Flax layer.
 
     Args:
       tree: the pytree.
@@ -542,10 +540,14 @@ def reinit(
       key: a PRNG key; leaf ``path`` gets ``fold_in(key, stable_hash(path))``.
       layout: the layout given to initializers built without ``layout=``
         (default torch: Equinox weights are ``(out, in, ...)``).
-      strict: if ``True``, a non-optional rule that matches nothing is an error.
+      strict: if ``True``, a non-optional rule that matches nothing is an
+        error saying why, where it can tell.
+      unmatched: ``"keep"`` (default) leaves floating-point leaves no rule
+        matches as they are; ``"error"`` raises, listing them.
       donate: if ``True``, the replaced leaves' buffers are donated, so peak
         memory stays near one copy of the parameters (the old arrays are
-        deleted; do not use them afterwards).
+        deleted, unless a kept leaf shares their buffer; do not use them
+        afterwards).
 
     Returns:
       A new pytree of the same structure; unmatched leaves are the very same
@@ -553,8 +555,11 @@ def reinit(
 
     Raises:
       TypeError: for a malformed rule or selector.
-      ValueError: for a rule that matched nothing under ``strict``, or an
-        initializer returning the wrong shape or dtype; the tree is untouched.
+      ValueError: for a rule that matched nothing under ``strict``, class
+        selectors on a tree that holds no modules (a Linen variables dict:
+        use ``jaxinit.flax.reinit(..., model=)``), uncovered leaves under
+        ``unmatched="error"``, or an initializer returning the wrong shape or
+        dtype; the tree is untouched.
 
     >>> import jax, jax.numpy as jnp, jaxinit
     >>> params = {"dense": {"weight": jnp.zeros((4, 3)), "bias": jnp.ones(4)}}
@@ -562,14 +567,30 @@ def reinit(
     >>> new["dense"]["weight"] is params["dense"]["weight"], new["dense"]["bias"].tolist()
     (True, [0.0, 0.0, 0.0, 0.0])
     """
+    from jaxinit._src.draw import draw_jobs
+
     rules_t = as_rules(rules)
     lay = as_layout(layout)
-    leaves, treedef, records, indices = pytree_leaves(tree)
-    jobs = plan(records, rules_t, lay, strict)
+    check_key("reinit", key)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    paths = [tuple(key_name(k) for k in kp) for kp, _ in flat]
+    values = [v for _, v in flat]
+    leaves = make_leaves(
+        paths,
+        values,
+        lambda i: _walk_owners(tree, flat[i][0], paths[i]),
+        lambda path, value, owners: lay,
+    )
+    check_classes_known(
+        rules_t,
+        leaves,
+        "For a Linen variables dict use jaxinit.flax.reinit(variables, rules, key=key, "
+        "model=model, args=...) or jaxinit.flax.init(model, key, *args, rules=...).",
+    )
+    jobs = plan(leaves, rules_t, strict, unmatched)
     if not jobs:
         return tree
-    donated = donation(leaves, jobs, indices) if donate else []
-    new = draw(key, jobs, donated)
-    for job, x in zip(jobs, new):
-        leaves[indices[job.index]] = x
-    return jax.tree_util.tree_unflatten(treedef, leaves)
+    new = list(values)
+    for job, x in zip(jobs, draw_jobs(key, jobs, values, donate)):
+        new[job.index] = x
+    return jax.tree_util.tree_unflatten(treedef, new)
