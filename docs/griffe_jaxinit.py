@@ -19,7 +19,7 @@ It does two things, both general (nothing here names a jaxinit function):
    bare ``>>>`` doctest blocks. These become Markdown: arithmatex math,
    autorefs cross-references (for public ``jaxinit`` objects, so a broken one
    fails the strict build; anything else becomes code), fenced ``pycon``
-   blocks, and admonitions.
+   blocks (doctest directives and ``<BLANKLINE>`` dropped), and admonitions.
 """
 
 from __future__ import annotations
@@ -190,6 +190,18 @@ class _Refs:
         return f"[`{shown}`][{path}]" if path else f"`{shown}`"
 
 
+_DOCTEST_DIRECTIVE = re.compile(r"\s*#\s*doctest:.*$")
+
+
+def _doctest_display(line: str) -> str:
+    """A doctest line as readers should see it: no directives, no ``<BLANKLINE>``."""
+    if line.strip() == "<BLANKLINE>":
+        return ""
+    if line.lstrip().startswith((">>>", "...")):
+        return _DOCTEST_DIRECTIVE.sub("", line)
+    return line
+
+
 def _indented_block(lines: list[str], start: int, base: int) -> int:
     """Index after the block of lines indented deeper than ``base`` (blank lines inside)."""
     end = start
@@ -242,7 +254,8 @@ def sphinx_to_markdown(text: str, refs: _Refs) -> str:
             end = i
             while end < len(lines) and lines[end].strip():
                 end += 1
-            out += [f"{indent}```pycon", *lines[i:end], f"{indent}```"]
+            shown = [_doctest_display(x) for x in lines[i:end]]
+            out += [f"{indent}```pycon", *shown, f"{indent}```"]
             i = end
             continue
         if stripped.endswith("::") and not stripped.startswith(".."):

@@ -20,6 +20,7 @@ import functools
 import html.parser
 import http.server
 import importlib
+import importlib.util
 import os
 import pkgutil
 import re
@@ -202,6 +203,82 @@ def test_site_has_every_page_and_the_benchmark_figures(site):
         svg = (site / "benchmarks" / figure).read_text(encoding="utf-8")
         assert svg.startswith("<svg") and "<rect" in svg, figure
     assert "Whole-model init" in bench  # benchmarks/README.md is included
+
+
+# ----------------------------------------------------------------------------
+# docs/griffe_jaxinit.py: Sphinx markup in docstrings -> Markdown
+
+
+@pytest.fixture(scope="module")
+def ext():
+    spec = importlib.util.spec_from_file_location(
+        "griffe_jaxinit", ROOT / "docs" / "griffe_jaxinit.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_roles_become_math_links_and_code(ext):
+    refs = ext._Refs({"jaxinit": ["Layout", "zeros"], "jaxinit.flax": ["init"]})
+    text = (
+        "Draws :math:`\\mathcal{N}(0, 1)`; see :func:`~jaxinit.zeros`, :class:`Layout`, "
+        ":func:`jaxinit.flax.init`, :mod:`jaxinit._src.sampling`, :class:`jax.Array`, "
+        ":func:`the fill <jaxinit.zeros>`."
+    )
+    assert ext.sphinx_to_markdown(text, refs) == (
+        "Draws $\\mathcal{N}(0, 1)$; see [`zeros`][jaxinit.zeros], [`Layout`][jaxinit.Layout], "
+        "[`jaxinit.flax.init`][jaxinit.flax.init], `jaxinit._src.sampling`, `jax.Array`, "
+        "[`the fill`][jaxinit.zeros]."
+    )
+
+
+def test_math_directive_doctests_and_literal_blocks(ext):
+    refs = ext._Refs({})
+    text = (
+        "Fans:\n\n.. math::\n   a = b\n\nExample::\n\n    code\n\n"
+        ">>> x = f()  # doctest: +SKIP\n>>> print(x)\n1\n<BLANKLINE>\n2\n\nAfter."
+    )
+    assert ext.sphinx_to_markdown(text, refs).splitlines() == [
+        "Fans:",
+        "",
+        "",
+        "$$",
+        "a = b",
+        "$$",
+        "",
+        "",
+        "Example:",
+        "",
+        "    code",
+        "",
+        "```pycon",
+        ">>> x = f()",
+        ">>> print(x)",
+        "1",
+        "",
+        "2",
+        "```",
+        "",
+        "After.",
+    ]
+
+
+def test_grouped_google_params_are_split(ext):
+    text = "Summary.\n\nArgs:\n  key: a key.\n  model, args: the model\n    and its inputs.\n\nReturns:\n  x, y: not params."
+    assert ext.split_grouped_params(text).splitlines() == [
+        "Summary.",
+        "",
+        "Args:",
+        "  key: a key.",
+        "  model: the model",
+        "    and its inputs.",
+        "  args: the model",
+        "    and its inputs.",
+        "",
+        "Returns:",
+        "  x, y: not params.",
+    ]
 
 
 # ----------------------------------------------------------------------------

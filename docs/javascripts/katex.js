@@ -1,10 +1,8 @@
-// Renders the math that pymdownx.arithmatex (generic mode) leaves in the page.
+// Renders the math that pymdownx.arithmatex (generic mode) writes as \( \) and \[ \].
 document$.subscribe(({ body }) => {
   if (typeof renderMathInElement === "undefined") return;  // KaTeX not loaded (offline)
   renderMathInElement(body, {
     delimiters: [
-      { left: "$$", right: "$$", display: true },
-      { left: "$", right: "$", display: false },
       { left: "\\(", right: "\\)", display: false },
       { left: "\\[", right: "\\]", display: true },
     ],
