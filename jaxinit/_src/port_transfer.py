@@ -174,11 +174,12 @@ def _report(
 
 
 def _check_dtype(src: np.dtype, dst: np.dtype) -> str | None:
-    if not np.issubdtype(dst, np.inexact):
+    floating = jax.numpy.issubdtype
+    if not floating(dst, np.inexact):
         return f"target dtype {dst} is not a float type"
-    if src.kind not in "fc" and src.name != "bfloat16":
+    if not floating(src, np.inexact):
         return f"source dtype {src} is not a float type"
-    if src.kind == "c" and dst.kind != "c":
+    if floating(src, np.complexfloating) and not floating(dst, np.complexfloating):
         return f"complex {src} cannot fill a real {dst} leaf"
     return None
 
