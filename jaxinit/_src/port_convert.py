@@ -158,7 +158,7 @@ def infer_torch_kind(names: Mapping[str, Any]) -> str | None:
     if "in_proj_weight" in names or "q_proj_weight" in names:
         return P.MHA
     if "weight_ih" in names and "weight_hh" in names:
-        hh = names["weight_hh"].shape
+        hh = tuple(names["weight_hh"])
         gates = hh[0] // hh[1] if len(hh) == 2 and hh[1] else 0
         return {4: P.LSTM, 3: P.GRU, 1: P.RNN}.get(gates)
     return None

@@ -241,7 +241,7 @@ def pair_layers(
         if kind is None:
             from jaxinit._src.port_convert import infer_torch_kind
 
-            kind = infer_torch_kind({k: getattr(v, "shape", ()) for k, v in tl.values.items()})
+            kind = infer_torch_kind({k: tuple(v.shape) for k, v in tl.values.items()})
         target = None
         if kind in _COMPOSITE_TORCH:
             # Plain layers below one module whose own path is canonically ``key``.

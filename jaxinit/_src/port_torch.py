@@ -93,7 +93,7 @@ def from_numpy(a: np.ndarray, like: Any = None) -> Any:
 def copy_into(tensor: Any, a: np.ndarray) -> None:
     """Copies ``a`` into an existing torch tensor, in place, without autograd."""
     torch = import_torch()
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")  # (np.ascontiguousarray would make a scalar 1-D)
     with warnings.catch_warnings():
         # from_numpy only reads here; a read-only jax buffer is fine.
         warnings.simplefilter("ignore", UserWarning)
@@ -267,6 +267,13 @@ def torch_layers(
             layer = groups[owner] = TorchLayer(path, torch_kind(module), module, {}, {})
         layer.keys[local] = key
         layer.values[local] = to_numpy(t) if values else t
+    if not modules:  # a bare state_dict: an attention's out_proj joins its in-projection
+        for owner, layer in list(groups.items()):
+            if "in_proj_weight" in layer.values or "q_proj_weight" in layer.values:
+                sub = groups.pop(f"{owner}.out_proj" if owner else "out_proj", None)
+                for local, key in (sub.keys if sub else {}).items():
+                    layer.keys[f"out_proj.{local}"] = key
+                    layer.values[f"out_proj.{local}"] = sub.values[local]  # type: ignore[union-attr]
     out: list[TorchLayer] = []
     for layer in groups.values():
         if layer.kind in (LSTM, GRU, RNN) or layer.kind is None:
