@@ -58,14 +58,29 @@ def channels_last(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(x, 1, -1)
 
 
+def nnx_call(module, *xs):
+    return nnx.jit(lambda m, *a: m(*a))(module, *xs)
+
+
+def eqx_call(module, *xs, vmap=False):
+    if vmap:
+        return eqx.filter_jit(lambda m, *a: jax.vmap(m)(*a))(module, *xs)
+    return eqx.filter_jit(lambda m, *a: m(*a))(module, *xs)
+
+
 # ----------------------------------------------------------------------------
 # Linen: one layer at the root, every simple kind
 
 
+def abstract_init(fmod, *xs):
+    """The variables' shapes and dtypes: ``from_torch`` fills them, no init is computed."""
+    return jax.eval_shape(fmod.init, jax.random.key(0), *xs)
+
+
 def _linen_case(tmod, fmod, x_torch, x_flax, out_to_torch=channels_last):
     randomize(tmod)
-    variables = fmod.init(jax.random.key(0), x_flax)
-    got = fmod.apply(port.from_torch(tmod, variables, model=fmod, args=(x_flax,)), x_flax)
+    variables = abstract_init(fmod, x_flax)
+    got = jax.jit(fmod.apply)(port.from_torch(tmod, variables, model=fmod, args=(x_flax,)), x_flax)
     want = run_torch(tmod, x_torch)
     close(got, out_to_torch(want) if out_to_torch else want)
 
@@ -149,7 +164,7 @@ def test_linen_batchnorm_fills_batch_stats_and_drops_num_batches_tracked():
     tmod = randomize(torch.nn.BatchNorm2d(6))
     fmod = nn.BatchNorm(use_running_average=True, epsilon=1e-5)
     x = rand(2, 6, 3, 3)
-    variables = fmod.init(jax.random.key(0), channels_last(x))
+    variables = abstract_init(fmod, channels_last(x))
     assert set(variables) == {"params", "batch_stats"}
     new = port.from_torch(tmod, variables)
     np.testing.assert_array_equal(new["batch_stats"]["mean"], tmod.running_mean.numpy())
@@ -161,8 +176,7 @@ def test_linen_embedding_matches_torch():
     tmod = randomize(torch.nn.Embedding(10, 6))
     fmod = nn.Embed(10, 6)
     tokens = np.array([[1, 2, 9], [0, 3, 3]], np.int32)
-    variables = fmod.init(jax.random.key(0), tokens)
-    got = fmod.apply(port.from_torch(tmod, variables), tokens)
+    got = fmod.apply(port.from_torch(tmod, abstract_init(fmod, tokens)), tokens)
     close(got, run_torch(tmod, tokens.astype(np.int64)))
 
 
@@ -185,7 +199,7 @@ def test_transformers_conv1d_weight_is_not_transposed():
     tmod = randomize(Conv1D(7, 5))
     fmod = nn.Dense(7)
     x = rand(2, 5)
-    variables = fmod.init(jax.random.key(0), x)
+    variables = abstract_init(fmod, x)
     close(fmod.apply(port.from_torch(tmod, variables), x), run_torch(tmod, x))
     # From a bare state_dict the layout must be told: torch_types.
     sd = {k: v.numpy() for k, v in tmod.state_dict().items()}
@@ -207,29 +221,35 @@ def test_linen_attention_matches_torch(kv):
     assert ("in_proj_weight" in tmod.state_dict()) is packed
     fmod = nn.MultiHeadDotProductAttention(num_heads=4, qkv_features=16, out_features=16)
     q, k, v = rand(2, 5, 16), rand(2, 7, 16 if packed else 8, seed=2), rand(2, 7, 16 if packed else 12, seed=3)
-    variables = fmod.init(jax.random.key(0), q, k, v)
+    variables = abstract_init(fmod, q, k, v)
     new = port.from_torch(tmod, variables, model=fmod, args=(q, k, v))
     assert new["params"]["query"]["kernel"].shape == (16, 4, 4)
-    close(fmod.apply(new, q, k, v), run_torch(tmod, q, k, v))
+    close(jax.jit(fmod.apply)(new, q, k, v), run_torch(tmod, q, k, v))
 
 
 def test_nnx_attention_matches_torch_in_place():
     tmod = randomize(torch.nn.MultiheadAttention(16, 4, batch_first=True))
-    fmod = nnx.MultiHeadAttention(4, 16, 16, decode=False, rngs=nnx.Rngs(0))
+    fmod = nnx.eval_shape(lambda: nnx.MultiHeadAttention(4, 16, 16, decode=False, rngs=nnx.Rngs(0)))
     q = rand(2, 5, 16)
     assert port.from_torch(tmod, fmod) is fmod
-    close(fmod(q, q, q), run_torch(tmod, q, q, q))
+    close(nnx_call(fmod, q, q, q), run_torch(tmod, q, q, q))
 
 
 def test_equinox_attention_matches_torch():
     tmod = randomize(torch.nn.MultiheadAttention(16, 4, batch_first=True))
-    emod = eqx.nn.MultiheadAttention(
-        4, 16, use_query_bias=True, use_key_bias=True, use_value_bias=True, use_output_bias=True,
+    emod = eqx.filter_eval_shape(
+        eqx.nn.MultiheadAttention,
+        4,
+        16,
+        use_query_bias=True,
+        use_key_bias=True,
+        use_value_bias=True,
+        use_output_bias=True,
         key=jax.random.key(0),
     )
     q = rand(5, 16)
     new = port.from_torch(tmod, emod)
-    close(new(q, q, q), run_torch(tmod, q[None], q[None], q[None])[0])
+    close(eqx_call(new, q, q, q), run_torch(tmod, q[None], q[None], q[None])[0])
 
 
 # ----------------------------------------------------------------------------
@@ -260,9 +280,8 @@ def test_linen_lstm_two_layers_matches_torch(optimized):
     tmod = randomize(TorchLSTM())
     fmod = LinenLSTM(optimized)
     x = rand(2, 4, 3)
-    variables = fmod.init(jax.random.key(0), x)
-    new = port.from_torch(tmod, variables, model=fmod, args=(x,))
-    close(fmod.apply(new, x), run_torch(tmod, x))
+    new = port.from_torch(tmod, abstract_init(fmod, x), model=fmod, args=(x,))
+    close(jax.jit(fmod.apply)(new, x), run_torch(tmod, x))
 
 
 class LinenBiGRU(nn.Module):
@@ -286,9 +305,8 @@ def test_linen_bidirectional_gru_matches_torch():
     tmod = randomize(TorchGRU(bidirectional=True))
     fmod = LinenBiGRU()
     x = rand(2, 4, 3)
-    variables = fmod.init(jax.random.key(0), x)
     # Without model=: the cells are recognized by their leaf names.
-    close(fmod.apply(port.from_torch(tmod, variables), x), run_torch(tmod, x))
+    close(jax.jit(fmod.apply)(port.from_torch(tmod, abstract_init(fmod, x)), x), run_torch(tmod, x))
 
 
 def test_linen_simple_cell_matches_torch_rnn():
@@ -307,9 +325,8 @@ def test_linen_simple_cell_matches_torch_rnn():
 
     tmod, fmod = randomize(TorchRNN()), LinenRNN()
     x = rand(2, 4, 3)
-    variables = fmod.init(jax.random.key(0), x)
-    new = port.from_torch(tmod, variables, model=fmod, args=(x,))
-    close(fmod.apply(new, x), run_torch(tmod, x))
+    new = port.from_torch(tmod, abstract_init(fmod, x), model=fmod, args=(x,))
+    close(jax.jit(fmod.apply)(new, x), run_torch(tmod, x))
 
 
 @pytest.mark.parametrize("cell", ["LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell"])
@@ -328,10 +345,10 @@ def test_nnx_cells_match_torch(cell):
     if cell == "GRUCell":  # nnx.GRUCell has no b_hn: only a torch GRU with b_hn = 0 ports
         with torch.no_grad():
             tmod.rnn.bias_hh_l0[10:] = 0
-    fmod = nnx.RNN(getattr(nnx, cell)(3, 5, rngs=nnx.Rngs(0)))
+    fmod = nnx.RNN(getattr(nnx, cell)(3, 5, rngs=nnx.Rngs(0)))  # (its RNG state must be real)
     x = rand(2, 4, 3)
     port.from_torch(tmod, fmod, rename=[("rnn", "cell")])
-    close(fmod(x), run_torch(tmod, x))
+    close(nnx_call(fmod, x), run_torch(tmod, x))
 
 
 def test_nnx_gru_with_nonzero_b_hn_is_refused():
@@ -347,14 +364,17 @@ def test_nnx_gru_with_nonzero_b_hn_is_refused():
 def test_equinox_cells_match_torch(kind):
     cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
     tmod = randomize(cls(3, 5, batch_first=True))
-    ecell = (eqx.nn.LSTMCell if kind == "lstm" else eqx.nn.GRUCell)(3, 5, key=jax.random.key(0))
-    ecell = port.from_torch(tmod, ecell)
+    cls = eqx.nn.LSTMCell if kind == "lstm" else eqx.nn.GRUCell
+    ecell = port.from_torch(tmod, eqx.filter_eval_shape(cls, 3, 5, key=jax.random.key(0)))
     x = rand(4, 3)
 
-    def step(carry, xt):
-        carry = ecell(xt, carry)
-        return carry, carry[0] if kind == "lstm" else carry  # Equinox: (h, c)
+    @eqx.filter_jit
+    def run(cell, x):
+        def step(carry, xt):
+            carry = cell(xt, carry)
+            return carry, carry[0] if kind == "lstm" else carry  # Equinox: (h, c)
 
-    init = (jnp.zeros(5), jnp.zeros(5)) if kind == "lstm" else jnp.zeros(5)
-    _, out = jax.lax.scan(step, init, x)
-    close(out, run_torch(tmod, x[None])[0])
+        init = (jnp.zeros(5), jnp.zeros(5)) if kind == "lstm" else jnp.zeros(5)
+        return jax.lax.scan(step, init, x)[1]
+
+    close(run(ecell, x), run_torch(tmod, x[None])[0])

@@ -18,7 +18,16 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as PS
 
 import jaxinit.port as port
-from tests.test_port import channels_last, close, rand, randomize, run_torch
+from tests.test_port import (
+    abstract_init,
+    channels_last,
+    close,
+    eqx_call,
+    nnx_call,
+    rand,
+    randomize,
+    run_torch,
+)
 
 # ----------------------------------------------------------------------------
 # One small network, written as torch, Linen (two name styles), NNX and Equinox
@@ -126,6 +135,26 @@ class ENet(eqx.Module):
 X = rand(2, 3, 6, 6)
 
 
+def abstract_nnet() -> NNet:
+    """An NNet whose variables are shapes only (from_torch fills them)."""
+    return nnx.eval_shape(lambda: NNet(nnx.Rngs(0)))
+
+
+def random_like(module, seed: int = 0):
+    """An NNX or Equinox module (maybe abstract) with every float leaf random (numpy)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(a):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            return a
+        return jnp.asarray((rng.standard_normal(a.shape) * 0.5).astype(a.dtype))
+
+    if isinstance(module, nnx.Module):
+        nnx.update(module, jax.tree_util.tree_map(draw, nnx.state(module)))
+        return module
+    return jax.tree_util.tree_map(draw, module)
+
+
 def _want(norm: str = "bn") -> tuple[TNet, np.ndarray]:
     tmod = randomize(TNet(norm))
     return tmod, run_torch(tmod, X)
@@ -134,7 +163,7 @@ def _want(norm: str = "bn") -> tuple[TNet, np.ndarray]:
 def test_linen_torch_style_names_pair_automatically():
     tmod, want = _want()
     fmod = LNet()
-    target = jax.eval_shape(fmod.init, jax.random.key(0), channels_last(X))  # never initialized
+    target = abstract_init(fmod, channels_last(X))  # never initialized
     variables = port.from_torch(tmod, target, model=fmod, args=(channels_last(X),))
     assert "layer1_0" in variables["params"]
     close(jax.jit(fmod.apply)(variables, channels_last(X)), want)
@@ -146,36 +175,36 @@ def test_linen_sequential_layers_n_pair_with_torch_sequential_items():
     )
     fmod = nn.Sequential([nn.Dense(8), nn.tanh, nn.Dense(3)])
     x = rand(2, 4)
-    variables = port.from_torch(tmod, fmod.init(jax.random.key(0), x))
+    variables = port.from_torch(tmod, abstract_init(fmod, x))
     assert set(variables["params"]) == {"layers_0", "layers_2"}
-    close(fmod.apply(variables, x), run_torch(tmod, x))
+    close(jax.jit(fmod.apply)(variables, x), run_torch(tmod, x))
 
 
 def test_nnx_list_names_pair_automatically_and_update_in_place():
     tmod, want = _want()
-    fmod = NNet(nnx.Rngs(0))
+    fmod = abstract_nnet()
     assert port.from_torch(tmod, fmod) is fmod
     np.testing.assert_array_equal(fmod.layer1[1].bn1.mean[...], tmod.layer1[1].bn1.running_mean)
-    close(nnx.jit(lambda m, x: m(x))(fmod, channels_last(X)), want)
+    close(nnx_call(fmod, channels_last(X)), want)
 
 
 def test_equinox_keeps_torch_layout():
     tmod, want = _want("gn")
-    emod = port.from_torch(tmod, ENet(jax.random.key(0)))
+    emod = port.from_torch(tmod, eqx.filter_eval_shape(ENet, jax.random.key(0)))
     np.testing.assert_array_equal(emod.stem.weight, tmod.stem.weight.detach().numpy())
-    close(eqx.filter_jit(lambda m, x: jax.vmap(m)(x))(emod, X), want)
+    close(eqx_call(emod, X, vmap=True), want)
 
 
 def test_bare_state_dict_takes_the_layer_types_from_the_target():
     tmod, want = _want()
     state = {k: v.numpy().copy() for k, v in tmod.state_dict().items()}  # e.g. safetensors
-    fmod = NNet(nnx.Rngs(0))
+    fmod = abstract_nnet()
     port.from_torch(state, fmod)
-    close(nnx.jit(lambda m, x: m(x))(fmod, channels_last(X)), want)
+    close(nnx_call(fmod, channels_last(X)), want)
     # A Linen dict without model=: kinds from the leaf names (kernel -> moved as a conv).
     lmod = LNet()
-    variables = port.from_torch(state, lmod.init(jax.random.key(0), channels_last(X)))
-    close(lmod.apply(variables, channels_last(X)), want)
+    variables = port.from_torch(state, abstract_init(lmod, channels_last(X)))
+    close(jax.jit(lmod.apply)(variables, channels_last(X)), want)
 
 
 # ----------------------------------------------------------------------------
@@ -193,11 +222,11 @@ AUTO_NAMES = [
 def test_rename_globs_pair_flax_automatic_names():
     tmod, want = _want()
     fmod = LNet(named=False)
-    variables = fmod.init(jax.random.key(0), channels_last(X))
+    variables = abstract_init(fmod, channels_last(X))
     with pytest.raises(ValueError, match="Conv_0"):
         port.from_torch(tmod, variables, model=fmod, args=(channels_last(X),))
     new = port.from_torch(tmod, variables, model=fmod, args=(channels_last(X),), rename=AUTO_NAMES)
-    close(fmod.apply(new, channels_last(X)), want)
+    close(jax.jit(fmod.apply)(new, channels_last(X)), want)
 
 
 def test_rename_callable_and_single_tensor_rules():
@@ -219,7 +248,7 @@ def test_rename_callable_and_single_tensor_rules():
 
     tmod, fmod = randomize(TViT()), LViT()
     x = rand(2, 3, 4)
-    variables = fmod.init(jax.random.key(0), x)
+    variables = abstract_init(fmod, x)
 
     def rename(name: str) -> str | None:
         return {"proj": "Dense_0", "cls_token": "cls"}.get(name)
@@ -243,7 +272,7 @@ def test_rename_rules_are_checked():
 def test_strict_lists_unpaired_names_on_both_sides_with_nearest_candidates():
     tmod = TNet()
     fmod = LNet(head="heads")
-    variables = fmod.init(jax.random.key(0), channels_last(X))
+    variables = jax.tree_util.tree_map(jnp.zeros_like, abstract_init(fmod, channels_last(X)))
     with pytest.raises(ValueError) as info:
         port.from_torch(tmod, variables, model=fmod, args=(channels_last(X),))
     msg = str(info.value)
@@ -260,7 +289,7 @@ def test_strict_lists_unpaired_names_on_both_sides_with_nearest_candidates():
 
 def test_shape_mismatch_names_both_shapes_and_nnx_target_is_untouched():
     tmod = TNet()
-    fmod = NNet(nnx.Rngs(0))
+    fmod = abstract_nnet()
     fmod.head = nnx.Linear(4, 6, rngs=nnx.Rngs(1))
     before = jax.tree_util.tree_map(np.array, nnx.state(fmod))
     with pytest.raises(ValueError) as info:
@@ -290,7 +319,7 @@ def test_tied_weights_count_once():
 
     tmod, fmod = randomize(TLM()), LLM()
     tokens = np.array([[1, 5, 10]], np.int32)
-    variables = port.from_torch(tmod, fmod.init(jax.random.key(0), tokens))
+    variables = port.from_torch(tmod, abstract_init(fmod, tokens))
     close(fmod.apply(variables, tokens), run_torch(tmod, tokens.astype(np.int64)))
 
 
@@ -323,7 +352,7 @@ def test_dtype_sharding_and_partitioned_boxes_are_kept():
 def test_the_port_does_not_alias_torch_memory():
     tmod = randomize(torch.nn.LayerNorm(64))
     fmod = nn.LayerNorm()
-    variables = port.from_torch(tmod, fmod.init(jax.random.key(0), jnp.ones((1, 64))))
+    variables = port.from_torch(tmod, abstract_init(fmod, jnp.ones((1, 64))))
     saved = np.array(variables["params"]["scale"])
     with torch.no_grad():
         tmod.weight.add_(1.0)

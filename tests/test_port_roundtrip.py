@@ -16,8 +16,8 @@ import torch
 from flax import nnx
 
 import jaxinit.port as port
-from tests.test_port import close, rand, randomize, run_torch
-from tests.test_port_names import X, ENet, NNet, TNet
+from tests.test_port import abstract_init, close, eqx_call, nnx_call, rand, randomize, run_torch
+from tests.test_port_names import X, ENet, NNet, TNet, random_like
 
 
 class TAll(torch.nn.Module):
@@ -122,22 +122,21 @@ def test_torch_to_jax_to_torch_keeps_weights_and_outputs():
 
 
 def test_nnx_and_equinox_to_torch_give_the_same_outputs():
-    fmod = NNet(nnx.Rngs(3))
-    for block in fmod.layer1:  # non-trivial running statistics
-        block.bn1.mean[...] = jnp.linspace(-0.5, 0.5, 4)
-        block.bn1.var[...] = jnp.linspace(0.5, 1.5, 4)
+    fmod = random_like(nnx.eval_shape(lambda: NNet(nnx.Rngs(0))))
+    for block in fmod.layer1:  # running variances must be positive
+        block.bn1.var[...] = jnp.abs(block.bn1.var[...]) + 0.5
     tmod = port.to_torch(fmod, TNet())
-    close(run_torch(tmod.eval(), X), nnx.jit(lambda m, x: m(x))(fmod, np.moveaxis(X, 1, -1)))
-    emod = ENet(jax.random.key(4))
+    close(run_torch(tmod.eval(), X), nnx_call(fmod, np.moveaxis(X, 1, -1)))
+    emod = random_like(eqx.filter_eval_shape(ENet, jax.random.key(4)), seed=1)
     tmod = port.to_torch(emod, TNet("gn"))
-    close(run_torch(tmod.eval(), X), eqx.filter_jit(lambda m, x: jax.vmap(m)(x))(emod, X))
+    close(run_torch(tmod.eval(), X), eqx_call(emod, X, vmap=True))
 
 
 def test_grouped_conv_transpose_round_trip_and_non_block_diagonal_kernel():
     tmod = randomize(torch.nn.ConvTranspose2d(4, 6, 3, groups=2))
     fmod = nn.ConvTranspose(6, (3, 3), padding="VALID")
     x = rand(1, 3, 3, 4)
-    variables = port.from_torch(tmod, fmod.init(jax.random.key(0), x))
+    variables = port.from_torch(tmod, abstract_init(fmod, x))
     back = port.to_torch(variables, torch.nn.ConvTranspose2d(4, 6, 3, groups=2))
     torch.testing.assert_close(back.weight, tmod.weight, rtol=0, atol=0)
     dense = jax.tree_util.tree_map(lambda a: a + 1.0, variables)
