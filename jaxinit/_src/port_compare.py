@@ -442,8 +442,10 @@ def compare_init(
         per_seed_torch.append(out)
     per_seed_jax = [tgt] + [T.collect(d) for d in jax_draws[1:]]
     names = {i: ", ".join(st.keys) for st in plan.steps for i in st.leaves}
+    position = {tl.keys[n]: k for k, (tl, n) in enumerate((tl, n) for tl in layers for n in tl.keys)}
+    first = {i: min(position.get(k, 0) for k in st.keys) for st in plan.steps for i in st.leaves}
     rows = []
-    for i in per_seed_torch[0]:
+    for i in sorted(per_seed_torch[0], key=lambda i: (first.get(i, 0), i)):
         leaf = tgt.leaves[i]
         exact_t = np.stack([np.asarray(o[i], dtype=leaf.dtype) for o in per_seed_torch])
         exact_j = np.stack([d.read(i) for d in per_seed_jax])
