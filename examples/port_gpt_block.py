@@ -212,7 +212,8 @@ def main() -> int:
     with torch.no_grad():
         again = back.eval()(text).numpy()
     exact = all(
-        torch.equal(a, b) for a, b in zip(back.state_dict().values(), reference.state_dict().values())
+        torch.equal(a, b)
+        for a, b in zip(back.state_dict().values(), reference.state_dict().values())
     )
     back_ok = exact and np.array_equal(again, want)
     print(
@@ -220,7 +221,9 @@ def main() -> int:
         + ("ok" if back_ok else "FAIL")
     )
     print(f"done in {time.perf_counter() - start:.1f} s")
-    failures = report.failures + ([] if logits_ok else ["logits"]) + ([] if back_ok else ["to_torch"])
+    failures = (
+        report.failures + ([] if logits_ok else ["logits"]) + ([] if back_ok else ["to_torch"])
+    )
     if failures:
         print(f"\n{len(failures)} FAILED:", *failures, sep="\n  ")
         return 1

@@ -379,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         f"script's init loop\n    ORIGINAL_INIT = [{rules}\n    ]"
     )
     print(report_b, end="\n\n")
-    failures = [f"({name}) {f}" for name, r in (("a", report_a), ("b", report_b)) for f in r.failures]
+    failures = [
+        f"({name}) {f}" for name, r in (("a", report_a), ("b", report_b)) for f in r.failures
+    ]
     logits_ok = logits_err < 1e-4
     print(
         "port check: jaxinit.port.from_torch(torch_model, ...) loads torch's weights and "

@@ -146,7 +146,10 @@ NORM_CASES = {
         lambda: nn.GroupNorm(num_groups=2, epsilon=1e-5),
     ),
     "linear": (lambda: torch.nn.Linear(6, 5), lambda: nn.Dense(5)),
-    "linear-nobias": (lambda: torch.nn.Linear(6, 5, bias=False), lambda: nn.Dense(5, use_bias=False)),
+    "linear-nobias": (
+        lambda: torch.nn.Linear(6, 5, bias=False),
+        lambda: nn.Dense(5, use_bias=False),
+    ),
 }
 
 
@@ -220,7 +223,11 @@ def test_linen_attention_matches_torch(kv):
     tmod = randomize(torch.nn.MultiheadAttention(16, 4, batch_first=True, **kw))
     assert ("in_proj_weight" in tmod.state_dict()) is packed
     fmod = nn.MultiHeadDotProductAttention(num_heads=4, qkv_features=16, out_features=16)
-    q, k, v = rand(2, 5, 16), rand(2, 7, 16 if packed else 8, seed=2), rand(2, 7, 16 if packed else 12, seed=3)
+    q, k, v = (
+        rand(2, 5, 16),
+        rand(2, 7, 16 if packed else 8, seed=2),
+        rand(2, 7, 16 if packed else 12, seed=3),
+    )
     variables = abstract_init(fmod, q, k, v)
     new = port.from_torch(tmod, variables, model=fmod, args=(q, k, v))
     assert new["params"]["query"]["kernel"].shape == (16, 4, 4)

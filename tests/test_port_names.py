@@ -338,15 +338,15 @@ def test_dtype_sharding_and_partitioned_boxes_are_kept():
     variables = fmod.init(jax.random.key(0), jnp.ones((1, 8), jnp.bfloat16))
     kernel_sharding = NamedSharding(mesh, PS(None, "model"))
     boxed = variables["params"]["kernel"]
-    variables["params"]["kernel"] = boxed.replace_boxed(jax.device_put(boxed.value, kernel_sharding))
+    variables["params"]["kernel"] = boxed.replace_boxed(
+        jax.device_put(boxed.value, kernel_sharding)
+    )
     new = port.from_torch(tmod, variables)
     kernel = new["params"]["kernel"]
     assert isinstance(kernel, nn.Partitioned) and kernel.names == (None, "model")
     assert kernel.value.dtype == jnp.bfloat16 and new["params"]["bias"].dtype == jnp.bfloat16
     assert kernel.value.sharding.is_equivalent_to(kernel_sharding, 2)
-    np.testing.assert_array_equal(
-        kernel.value, tmod.weight.detach().numpy().T.astype(jnp.bfloat16)
-    )
+    np.testing.assert_array_equal(kernel.value, tmod.weight.detach().numpy().T.astype(jnp.bfloat16))
 
 
 def test_the_port_does_not_alias_torch_memory():

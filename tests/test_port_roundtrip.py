@@ -17,7 +17,7 @@ from flax import nnx
 
 import jaxinit.port as port
 from tests.test_port import abstract_init, close, eqx_call, nnx_call, rand, randomize, run_torch
-from tests.test_port_names import X, ENet, NNet, TNet, random_like
+from tests.test_port_names import ENet, NNet, TNet, X, random_like
 
 
 class TAll(torch.nn.Module):
@@ -87,7 +87,9 @@ def test_jax_to_torch_gives_the_same_outputs_and_comes_back_bit_exact():
         tmod, jax.eval_shape(MODEL.init, jax.random.key(5), TOKENS), model=MODEL, args=(TOKENS,)
     )
     jax.tree_util.tree_map(
-        lambda a, b: np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32)),
+        lambda a, b: np.testing.assert_array_equal(
+            np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32)
+        ),
         back,
         variables,
     )

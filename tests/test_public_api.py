@@ -103,7 +103,9 @@ def test_port_surface_and_lazy_torch():
     ]
     for name in ("from_torch", "to_torch"):
         params = inspect.signature(getattr(jaxinit.port, name)).parameters
-        assert list(params)[:2] == (["source", "target"] if name == "from_torch" else ["source", "torch_target"])
+        assert list(params)[:2] == (
+            ["source", "target"] if name == "from_torch" else ["source", "torch_target"]
+        )
         assert {"model", "rename", "strict"} <= set(params)
     params = inspect.signature(jaxinit.port.compare_init).parameters
     assert params["seeds"].default == 8 and params["false_failure"].default == 1e-6

@@ -69,7 +69,9 @@ def _ks_pvalue(x: np.ndarray, y: np.ndarray) -> float:
     n, m = x.size, y.size
     both = np.concatenate([x, y])
     d = float(
-        np.max(np.abs(np.searchsorted(x, both, "right") / n - np.searchsorted(y, both, "right") / m))
+        np.max(
+            np.abs(np.searchsorted(x, both, "right") / n - np.searchsorted(y, both, "right") / m)
+        )
     )
     en = math.sqrt(n * m / (n + m))
     lam = (en + 0.12 + 0.11 / en) * d
@@ -162,7 +164,7 @@ def _row(
     deterministic = bool(all(np.array_equal(exact[0], e, equal_nan=True) for e in exact[1:]))
     ts, js = float(t.std()), float(j.std())
     tm, jm = float(np.abs(t).max(initial=0.0)), float(np.abs(j).max(initial=0.0))
-    common = dict(
+    common: dict[str, Any] = dict(
         path=path,
         torch_name=torch_name,
         shape=tuple(t.shape[1:]),
@@ -336,9 +338,7 @@ class InitReport:
         try:
             import matplotlib
         except ImportError:
-            raise ImportError(
-                "InitReport.plot needs matplotlib: pip install matplotlib"
-            ) from None
+            raise ImportError("InitReport.plot needs matplotlib: pip install matplotlib") from None
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
@@ -414,7 +414,9 @@ def compare_init(
     True
     """
     if seeds < 2:
-        raise ValueError(f"compare_init: seeds must be >= 2 (to tell random from fixed), got {seeds}")
+        raise ValueError(
+            f"compare_init: seeds must be >= 2 (to tell random from fixed), got {seeds}"
+        )
     if not 0.0 < false_failure < 1.0:
         raise ValueError(f"compare_init: false_failure must be in (0, 1), got {false_failure}")
     torch = P.import_torch()
@@ -442,7 +444,9 @@ def compare_init(
         per_seed_torch.append(out)
     per_seed_jax = [tgt] + [T.collect(d) for d in jax_draws[1:]]
     names = {i: ", ".join(st.keys) for st in plan.steps for i in st.leaves}
-    position = {tl.keys[n]: k for k, (tl, n) in enumerate((tl, n) for tl in layers for n in tl.keys)}
+    position = {
+        tl.keys[n]: k for k, (tl, n) in enumerate((tl, n) for tl in layers for n in tl.keys)
+    }
     first = {i: min(position.get(k, 0) for k in st.keys) for st in plan.steps for i in st.leaves}
     rows = []
     for i in sorted(per_seed_torch[0], key=lambda i: (first.get(i, 0), i)):

@@ -521,6 +521,8 @@ def _fused_cell(
 ) -> list[Group]:
     """NNX OptimizedLSTMCell / GRUCell / SimpleCell (dense_i, dense_h) and Equinox cells."""
     eqx = fk in (T.EQX_LSTM, T.EQX_GRU)
+    wi: Rel
+    wh: Rel
     if eqx:
         wi, wh = ("weight_ih",), ("weight_hh",)
         kernels = [_same("weight_ih", wi), _same("weight_hh", wh)]
@@ -603,7 +605,9 @@ def _layout_back(dst: Rel, ndim: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: a.transpose(inv)
 
 
-def _plain(ts: Mapping[str, Any], fs: Mapping[Rel, Any], template: Mapping[str, Any]) -> list[Group]:
+def _plain(
+    ts: Mapping[str, Any], fs: Mapping[Rel, Any], template: Mapping[str, Any]
+) -> list[Group]:
     groups = []
     taken: set[Rel] = set()
     for name, shape in ts.items():

@@ -59,7 +59,11 @@ def compile_rename(rename: Any) -> Rename | None:
     items = rename.items() if isinstance(rename, dict) else rename
     rules: list[tuple[re.Pattern[str], str, str]] = []
     for i, item in enumerate(items):
-        if not (isinstance(item, tuple | list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+        if not (
+            isinstance(item, tuple | list)
+            and len(item) == 2
+            and all(isinstance(x, str) for x in item)
+        ):
             raise TypeError(
                 f"rename rule {i}: expected a (torch_glob, target_glob) pair of strings, got {item!r}"
             )
@@ -185,11 +189,42 @@ def pair_layers(
         taken[id(target)] = tl
         pairs.append(Pair(tl, target))
 
+    def merge(key: tuple[str, ...], tl: P.TorchLayer) -> bool:
+        """Pairs a composite torch layer with the plain target layers below ``key``."""
+        kind = tl.kind
+        if kind is None:
+            from jaxinit._src.port_convert import infer_torch_kind
+
+            kind = infer_torch_kind({k: tuple(v.shape) for k, v in tl.values.items()})
+        if kind not in _COMPOSITE_TORCH:
+            return False
+        # Plain layers below one module whose own path is canonically ``key``.
+        groups: dict[tuple[str, ...], list[TargetLayer]] = {}
+        for k, ts in by_key.items():
+            if len(k) <= len(key) or k[: len(key)] != key:
+                continue
+            for t in ts:
+                if id(t) in taken or t.kind is not None:
+                    continue
+                depth = [d for d in range(len(t.path)) if canonical(t.path[:d]) == key]
+                if depth:
+                    groups.setdefault(t.path[: depth[0]], []).append(t)
+        if len(groups) != 1:
+            return False
+        inner = next(iter(groups.values()))
+        for t in inner:
+            taken[id(t)] = tl
+        pairs.append(Pair(tl, _merge(key, inner)))
+        return True
+
     pending: list[P.TorchLayer] = []
     for tl in torch_layers:
         new = rename(tl.name) if rename is not None else None
         if new is not None:
-            target = lookup(canonical(new.split("/")), tl.name)
+            key = canonical(new.split("/"))
+            target = lookup(key, tl.name)
+            if target is None and merge(key, tl):
+                continue
             if target is None:
                 notes.append(f"rename: torch {tl.name!r} -> {new!r}, which is no target layer")
                 left.append(tl)
@@ -198,21 +233,25 @@ def pair_layers(
             continue
         if rename is not None:  # tensor renames
             moved = []
-            for local, key in tl.keys.items():
-                dst = rename(key)
+            for local, full in tl.keys.items():
+                dst = rename(full)
                 if dst is None:
                     continue
-                hits = [i for i in leaf_keys.get(canonical(dst.split("/")), []) if i not in single_taken]
+                hits = [
+                    i for i in leaf_keys.get(canonical(dst.split("/")), []) if i not in single_taken
+                ]
                 hits = list(dict.fromkeys(hits))
                 if len(hits) != 1:
                     notes.append(
-                        f"rename: torch {key!r} -> {dst!r}, which is "
+                        f"rename: torch {full!r} -> {dst!r}, which is "
                         + ("no target leaf" if not hits else "several target leaves")
                     )
                     continue
                 owner, rel = owner_of_leaf(hits[0])
                 single_taken.add(hits[0])
-                sub_t = P.TorchLayer(tl.path, tl.kind, tl.module, {local: key}, {local: tl.values[local]})
+                sub_t = P.TorchLayer(
+                    tl.path, tl.kind, tl.module, {local: full}, {local: tl.values[local]}
+                )
                 sub_f = TargetLayer(owner.path, owner.key, None, owner.module, {rel: hits[0]})
                 pairs.append(Pair(sub_t, sub_f, single=True))
                 moved.append(local)
@@ -236,33 +275,8 @@ def pair_layers(
     # Composites on one side, their parts on the other.
     still = []
     for tl in unmatched:
-        key = canonical(tl.path)
-        kind = tl.kind
-        if kind is None:
-            from jaxinit._src.port_convert import infer_torch_kind
-
-            kind = infer_torch_kind({k: tuple(v.shape) for k, v in tl.values.items()})
-        target = None
-        if kind in _COMPOSITE_TORCH:
-            # Plain layers below one module whose own path is canonically ``key``.
-            groups: dict[tuple[str, ...], list[TargetLayer]] = {}
-            for k, ts in by_key.items():
-                if len(k) <= len(key) or k[: len(key)] != key:
-                    continue
-                for t in ts:
-                    if id(t) in taken or t.kind is not None:
-                        continue
-                    depth = [d for d in range(len(t.path)) if canonical(t.path[:d]) == key]
-                    if depth:
-                        groups.setdefault(t.path[: depth[0]], []).append(t)
-            inner = next(iter(groups.values())) if len(groups) == 1 else []
-            if inner:
-                target = _merge(key, inner)
-                for t in inner:
-                    taken[id(t)] = tl
-                pairs.append(Pair(tl, target))
-                continue
-        still.append(tl)
+        if not merge(canonical(tl.path), tl):
+            still.append(tl)
     expanded = False
     for layer in target_layers:
         if id(layer) not in taken and layer.parts:
@@ -291,9 +305,9 @@ def pair_layers(
     if single_taken:
         trimmed = []
         for t in target_layers_left:
-            rest = {r: i for r, i in t.leaves.items() if i not in single_taken}
-            if rest:
-                trimmed.append(dataclasses.replace(t, leaves=rest))
+            kept = {r: i for r, i in t.leaves.items() if i not in single_taken}
+            if kept:
+                trimmed.append(dataclasses.replace(t, leaves=kept))
         target_layers_left = trimmed
         for p in pairs:
             if not p.single:
@@ -304,7 +318,13 @@ def pair_layers(
     return Pairing(pairs, left, target_layers_left, notes)
 
 
-_SAME_AS = {"weight": "kernel", "scale": "kernel", "embedding": "kernel", "running": "", "params": ""}
+_SAME_AS = {
+    "weight": "kernel",
+    "scale": "kernel",
+    "embedding": "kernel",
+    "running": "",
+    "params": "",
+}
 
 
 def _form(name: str) -> str:

@@ -152,7 +152,11 @@ def _report(
             "torch tensors no target leaf takes",
             [
                 f"{k} {_fmt_shape(torch_shapes[k])}"
-                + (f"  nearest target: {', '.join(near)}" if (near := N.nearest(k, leaf_names)) else "")
+                + (
+                    f"  nearest target: {', '.join(near)}"
+                    if (near := N.nearest(k, leaf_names))
+                    else ""
+                )
                 for k in unused
             ],
         )
@@ -160,7 +164,11 @@ def _report(
             f"{target.flavor} leaves no torch tensor fills",
             [
                 f"{target.leaves[i].path} {_fmt_shape(target.leaves[i].shape)}"
-                + (f"  nearest torch: {', '.join(near)}" if (near := N.nearest(target.leaves[i].path, unused)) else "")
+                + (
+                    f"  nearest torch: {', '.join(near)}"
+                    if (near := N.nearest(target.leaves[i].path, unused))
+                    else ""
+                )
                 for i in unfilled
             ],
         )
@@ -419,7 +427,9 @@ def to_torch(
     mismatches: list[str] = []
     for step in plan.steps:
         arrays = [tgt.read(i) for i in step.leaves]
-        src = ", ".join(f"{tgt.leaves[i].path} {_fmt_shape(a.shape)}" for i, a in zip(step.leaves, arrays))
+        src = ", ".join(
+            f"{tgt.leaves[i].path} {_fmt_shape(a.shape)}" for i, a in zip(step.leaves, arrays)
+        )
         try:
             results = step.group.bwd(*arrays)
         except (ValueError, IndexError) as e:
@@ -448,4 +458,3 @@ def to_torch(
         else:
             result[key] = np.array(x, dtype=np.asarray(like).dtype, copy=True)
     return result
-
