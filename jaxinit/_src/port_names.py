@@ -141,7 +141,9 @@ def pair_layers(
     by_key: dict[tuple[str, ...], list[TargetLayer]] = {}
 
     def index(layer: TargetLayer) -> None:
-        by_key.setdefault(canonical(layer.key), []).append(layer)
+        # by its pairing key, and by its full path (which a rename may name)
+        for k in dict.fromkeys((canonical(layer.key), canonical(layer.path))):
+            by_key.setdefault(k, []).append(layer)
 
     for layer in target_layers:
         index(layer)
@@ -280,9 +282,8 @@ def pair_layers(
     expanded = False
     for layer in target_layers:
         if id(layer) not in taken and layer.parts:
-            by_key[canonical(layer.key)] = [
-                t for t in by_key.get(canonical(layer.key), []) if t is not layer
-            ]
+            for k in (canonical(layer.key), canonical(layer.path)):
+                by_key[k] = [t for t in by_key.get(k, []) if t is not layer]
             for part in layer.parts:
                 index(part)
             expanded = True

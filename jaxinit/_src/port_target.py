@@ -246,7 +246,7 @@ def _group(
         if layer is None:
             key = list(mpath)
             by_path = dict(owners)
-            for d in range(len(mpath) - 1, 0, -1):
+            for d in range(len(mpath) - 1, -1, -1):
                 parent = by_path.get(mpath[:d])
                 if wrappers and isinstance(parent, wrappers) and mpath[d] == "cell":
                     del key[d]
