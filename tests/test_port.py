@@ -393,3 +393,30 @@ def test_equinox_cells_match_torch(kind):
         return jax.lax.scan(step, init, x)[1]
 
     close(run(ecell, x), run_torch(tmod, x[None])[0])
+
+
+def test_attention_spelled_out_as_linear_layers_fills_flax_attention():
+    """BERT/ViT-style torch attention (separate query/key/value/out Linear layers)."""
+
+    class TSelfAttention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query, self.key, self.value, self.out = (torch.nn.Linear(16, 16) for _ in range(4))
+
+        def forward(self, x):
+            b, t, e = x.shape
+            q, k, v = (
+                f(x).view(b, t, 4, 4).transpose(1, 2) for f in (self.query, self.key, self.value)
+            )
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            return self.out(y.transpose(1, 2).reshape(b, t, e))
+
+    tmod = randomize(TSelfAttention())
+    fmod = nn.MultiHeadDotProductAttention(num_heads=4)
+    x = rand(2, 5, 16)
+    new = port.from_torch(tmod, abstract_init(fmod, x, x), model=fmod, args=(x, x))
+    assert new["params"]["query"]["kernel"].shape == (16, 4, 4)
+    assert new["params"]["out"]["kernel"].shape == (4, 4, 16)
+    close(jax.jit(fmod.apply)(new, x, x), run_torch(tmod, x))
+    back = port.to_torch(new, TSelfAttention(), model=fmod, args=(x, x))
+    torch.testing.assert_close(back.state_dict(), tmod.state_dict(), rtol=0, atol=0)
