@@ -2,11 +2,13 @@
 
 The model is ``CifarResNeXt`` from the reference PyTorch implementation of
 the ResNeXt paper (prlz77/ResNeXt.pytorch, ``models/model.py``), written
-twice below, in torch and in Flax Linen, with the same parameter names so
-that the paths line up (torch ``stage_1.stage_1_bottleneck_0.conv_reduce.weight``
-is Flax ``params/stage_1/stage_1_bottleneck_0/conv_reduce/kernel``).
+twice below, in torch and in Flax Linen, with the same module names, so
+``jaxinit.port`` pairs them by itself (torch
+``stage_1.stage_1_bottleneck_0.conv_reduce.weight`` is Flax
+``params/stage_1/stage_1_bottleneck_0/conv_reduce/kernel``).
 
-The Flax model is initialized twice and compared, layer by layer, with torch:
+The Flax model is initialized twice and compared, layer by layer, with torch
+by ``jaxinit.port.compare_init``:
 
 (a) ``jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)``
     against the torch model with torch's own default initialization
@@ -21,12 +23,13 @@ The Flax model is initialized twice and compared, layer by layer, with torch:
 
     against the torch model after that loop.
 
-Stds and max|w| are pooled over ``--seeds`` torch seeds and as many jax keys.
-The script exits 1 if any ratio is out of a tolerance derived from the
-sample size (see :func:`std_tolerance` and :func:`max_tolerance`; each check
-fails by chance with probability about 1e-6), if a deterministic leaf
-differs from torch, or if the Flax port, loaded with the torch weights, does
-not compute the same logits as torch.
+Each leaf is pooled over ``--seeds`` torch seeds and as many jax keys: std
+(tolerance from the sample size and kurtosis), max|w| (order statistics) and
+a two-sample KS test, each failing a correct port with probability 1e-6;
+leaves torch draws identically every seed must match bit for bit. Then
+``jaxinit.port.from_torch`` loads the torch weights (BatchNorm running
+statistics included) into the Flax model, which must compute torch's logits.
+The script exits 1 if anything fails.
 
 Run: ``python examples/port_resnext.py [--plot hist.png]`` (seconds on a CPU).
 """
@@ -34,13 +37,9 @@ Run: ``python examples/port_resnext.py [--plot hist.png]`` (seconds on a CPU).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
-import statistics
+import os
 import sys
 import time
-from collections.abc import Mapping
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -48,10 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 import torch.nn.functional as F
-from flax import traverse_util
 
 import jaxinit
 import jaxinit.flax
+import jaxinit.port
 
 FALSE_FAILURE = 1e-6  # per check: chance that a correct implementation fails it
 
@@ -294,232 +293,6 @@ ORIGINAL_INIT = [
 
 
 # ----------------------------------------------------------------------------
-# torch state_dict <-> Flax variables
-
-
-def torch_to_flax(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """torch parameters and buffers under their Flax paths, in the Flax layout."""
-    out = {}
-    for key, t in state_dict.items():
-        *module, name = key.split(".")
-        base = "/".join(module)
-        w = t.detach().numpy()
-        if (
-            name == "weight" and w.ndim == 4
-        ):  # conv (out, in/groups, kh, kw) -> (kh, kw, in/groups, out)
-            out[f"params/{base}/kernel"] = w.transpose(2, 3, 1, 0)
-        elif name == "weight" and w.ndim == 2:  # Linear (out, in) -> Dense (in, out)
-            out[f"params/{base}/kernel"] = w.T
-        elif name == "weight":  # BatchNorm
-            out[f"params/{base}/scale"] = w
-        elif name == "bias":
-            out[f"params/{base}/bias"] = w
-        elif name == "running_mean":
-            out[f"batch_stats/{base}/mean"] = w
-        elif name == "running_var":
-            out[f"batch_stats/{base}/var"] = w
-    return out
-
-
-def flat(variables: Any) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
-
-
-# ----------------------------------------------------------------------------
-# Statistics: tolerances from the sample size
-
-KURTOSIS = {"uniform": 1.8, "normal": 3.0}
-
-
-def std_tolerance(family: str, n_jax: int, n_torch: int) -> float:
-    """Half-width for std(jax)/std(torch) - 1: ``z`` standard errors of the ratio.
-
-    The sample std of ``n`` iid values with kurtosis ``k`` has relative
-    standard error ``sqrt((k - 1) / (4 n))`` (1.8 for uniform, 3 for normal).
-    """
-    z = statistics.NormalDist().inv_cdf(1 - FALSE_FAILURE / 2)
-    rel_var = (KURTOSIS[family] - 1.0) / 4.0
-    return z * math.sqrt(rel_var / n_jax + rel_var / n_torch)
-
-
-def _max_quantile(family: str, n: int, p: float) -> float:
-    """The p-quantile of max|x| over n iid draws, in units of the scale (bound or std).
-
-    ``P(max|x| <= m) = F(m) ** n``, with ``F(m) = m`` for U(-1, 1) and
-    ``2 Phi(m) - 1`` for N(0, 1).
-    """
-    q = math.exp(math.log(p) / n)  # F(m) = p ** (1 / n)
-    if family == "uniform":
-        return q
-    return statistics.NormalDist().inv_cdf((1.0 + q) / 2.0)
-
-
-def max_tolerance(family: str, n_jax: int, n_torch: int) -> tuple[float, float]:
-    """The interval max|w| jax / max|w| torch lies in unless either max is in a 1e-6/4 tail."""
-    p = FALSE_FAILURE / 4
-    lo_j, hi_j = _max_quantile(family, n_jax, p), _max_quantile(family, n_jax, 1 - p)
-    lo_t, hi_t = _max_quantile(family, n_torch, p), _max_quantile(family, n_torch, 1 - p)
-    return lo_j / hi_t, hi_j / lo_t
-
-
-# ----------------------------------------------------------------------------
-# Comparison
-
-
-@dataclasses.dataclass
-class Row:
-    path: str
-    shape: tuple[int, ...]
-    torch: np.ndarray  # pooled over seeds, float64
-    jax: np.ndarray
-    family: str | None  # None: deterministic, must be bit-exact
-    failures: list[str] = dataclasses.field(default_factory=list)
-
-
-def compare(
-    torch_draws: list[dict[str, np.ndarray]],
-    jax_draws: list[dict[str, np.ndarray]],
-    family: Mapping[str, str | None],
-) -> list[Row]:
-    """One row per leaf, in torch's ``state_dict`` order (the order of the network)."""
-    missing = set(torch_draws[0]) ^ set(jax_draws[0])
-    if missing:
-        raise KeyError(f"the port's names do not line up with torch's: {sorted(missing)}")
-    rows = []
-    for path in torch_draws[0]:
-        fam = family.get(path)
-        t = np.stack([d[path] for d in torch_draws]).astype(np.float64)
-        j = np.stack([d[path] for d in jax_draws]).astype(np.float64)
-        row = Row(path, jax_draws[0][path].shape, t, j, fam)
-        if t.shape != j.shape:
-            row.failures.append(f"shape {j.shape[1:]} != torch {t.shape[1:]}")
-        elif fam is None:
-            if not np.array_equal(t, j):
-                row.failures.append("differs from torch (deterministic leaf)")
-        else:
-            r_std = j.std() / t.std()
-            tol = std_tolerance(fam, j.size, t.size)
-            if abs(r_std - 1) > tol:
-                row.failures.append(f"std ratio {r_std:.4f} outside 1 ± {tol:.4f}")
-            r_max = np.abs(j).max() / np.abs(t).max()
-            lo, hi = max_tolerance(fam, j.size, t.size)
-            if not lo <= r_max <= hi:
-                row.failures.append(f"max|w| ratio {r_max:.4f} outside [{lo:.4f}, {hi:.4f}]")
-        rows.append(row)
-    return rows
-
-
-def is_norm_leaf(path: str) -> bool:
-    """BatchNorm scale/bias and running statistics (deterministic; summarized in one line)."""
-    return path.startswith("batch_stats/") or "bn" in path.rsplit("/", 2)[-2]
-
-
-def print_table(title: str, rows: list[Row]) -> None:
-    """The per-layer table: every leaf but the BatchNorm ones, which get one summary line."""
-    header = [
-        "layer",
-        "shape",
-        "torch std",
-        "jaxinit std",
-        "ratio",
-        "tol",
-        "torch max|w|",
-        "jaxinit max|w|",
-        "ratio",
-        "range",
-        "check",
-    ]
-    cells = []
-    for r in rows:
-        if is_norm_leaf(r.path):
-            continue
-        ts, js = r.torch.std(), r.jax.std()
-        tm, jm = np.abs(r.torch).max(), np.abs(r.jax).max()
-        if r.family is None:
-            rs = "1" if ts == js == 0 else f"{js / ts:.4f}"
-            rm = "1" if tm == jm == 0 else f"{jm / tm:.4f}"
-            tol, span = "exact", "exact"
-        else:
-            lo, hi = max_tolerance(r.family, r.jax.size, r.torch.size)
-            tol = f"±{std_tolerance(r.family, r.jax.size, r.torch.size):.3f}"
-            span = f"{lo:.3f}-{hi:.3f}"
-            rs, rm = f"{js / ts:.4f}", f"{jm / tm:.4f}"
-        check = "FAIL" if r.failures else ("exact" if r.family is None else "ok")
-        cells.append(
-            [
-                r.path.removeprefix("params/"),
-                "x".join(map(str, r.shape)),
-                f"{ts:.5f}",
-                f"{js:.5f}",
-                rs,
-                tol,
-                f"{tm:.5f}",
-                f"{jm:.5f}",
-                rm,
-                span,
-                check,
-            ]
-        )
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    left = {0, 1, len(header) - 1}
-
-    def fmt(c: list[str]) -> str:
-        return "  ".join(
-            x.ljust(w) if i in left else x.rjust(w) for i, (x, w) in enumerate(zip(c, widths))
-        )
-
-    print(title)
-    print(fmt(header))
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print(fmt(c))
-    norms = [r for r in rows if is_norm_leaf(r.path)]
-    bad = [r for r in norms if r.failures]
-    n_params = sum(not r.path.startswith("batch_stats/") for r in norms)
-    print(
-        f"BatchNorm: {n_params} scale/bias and {len(norms) - n_params} running mean/var leaves: "
-        + ("all bit-exact with torch (1, 0, 0, 1)" if not bad else f"{len(bad)} FAIL")
-    )
-    print()
-
-
-def plot(path: str, tables: list[tuple[str, list[Row]]]) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        raise SystemExit("--plot needs matplotlib: pip install matplotlib") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(name, r) for name, rows in tables for r in rows if r.family is not None]
-    cols = 4
-    nrows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.6 * nrows), squeeze=False)
-    for ax, (name, r) in zip(axes.flat, panels):
-        n_bins = int(np.clip(np.sqrt(r.torch.size), 10, 60))
-        bins = np.linspace(min(r.torch.min(), r.jax.min()), max(r.torch.max(), r.jax.max()), n_bins)
-        ax.hist(r.torch.ravel(), bins=bins, density=True, alpha=0.5, label="torch")
-        ax.hist(
-            r.jax.ravel(),
-            bins=bins,
-            density=True,
-            alpha=0.5,
-            label="jaxinit",
-            histtype="step",
-            linewidth=1.5,
-        )
-        short = r.path.removeprefix("params/").replace("_bottleneck_", "_b")
-        ax.set_title(f"({name}) {short}", fontsize=7)
-        ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    print(f"wrote {path} ({len(panels)} histograms)")
-
-
-# ----------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,45 +322,42 @@ def main(argv: list[str] | None = None) -> int:
     model = FlaxCifarResNeXt(**hyper)
     x = jnp.zeros((1, 32, 32, 3), jnp.float32)
 
-    def torch_draws(original_init: bool) -> list[dict[str, np.ndarray]]:
-        draws = []
-        for seed in range(args.seeds):
-            torch.manual_seed(seed)
-            draws.append(
-                torch_to_flax(CifarResNeXt(**hyper, original_init=original_init).state_dict())
-            )
-        return draws
-
-    def jax_draws(rules: Any) -> list[dict[str, np.ndarray]]:
+    def compare(original_init: bool, rules) -> jaxinit.port.InitReport:
         # jaxinit.flax.init is the whole call; the jit around it only lets the
         # extra keys reuse one compiled program.
         init = jax.jit(lambda key: jaxinit.flax.init(model, key, x, rules=rules))
-        return [flat(init(jax.random.key(seed))) for seed in range(args.seeds)]
+        return jaxinit.port.compare_init(
+            lambda: CifarResNeXt(**hyper, original_init=original_init),
+            init,
+            seeds=args.seeds,
+            false_failure=FALSE_FAILURE,
+            model=model,
+            args=(x,),
+        )
 
-    # (a) torch's layer defaults: every random leaf is uniform.
-    torch_a, jax_a = torch_draws(False), jax_draws(jaxinit.flax.TORCH_DEFAULTS)
-    family_a = {p: "uniform" for p in jax_a[0] if p.endswith("kernel") or "classifier/bias" in p}
-    rows_a = compare(torch_a, jax_a, family_a)
-    # (b) the original script's loop: kaiming normal kernels, constants elsewhere.
-    torch_b, jax_b = torch_draws(True), jax_draws(ORIGINAL_INIT)
-    family_b = {p: "normal" for p in jax_b[0] if p.endswith("kernel")}
-    rows_b = compare(torch_b, jax_b, family_b)
+    # (a) torch's layer defaults; (b) the original script's loop.
+    report_a = compare(False, jaxinit.flax.TORCH_DEFAULTS)
+    report_b = compare(True, ORIGINAL_INIT)
 
     # The port is faithful: torch's weights in the Flax model give torch's logits.
     torch.manual_seed(0)
     reference = CifarResNeXt(**hyper).eval()
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
     image = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         want = reference(image).numpy()
-    variables = traverse_util.unflatten_dict(
-        {k: jnp.asarray(v) for k, v in torch_to_flax(reference.state_dict()).items()}, sep="/"
-    )
+    shapes = jax.eval_shape(model.init, jax.random.key(0), x)  # nothing is initialized
+    variables = jaxinit.port.from_torch(reference, shapes, model=model, args=(x,))
     got = np.asarray(
         jax.jit(model.apply)(variables, jnp.asarray(image.numpy().transpose(0, 2, 3, 1)))
     )
     logits_err = float(np.abs(got - want).max() / np.abs(want).max())
 
-    n_params = sum(v.size for k, v in jax_a[0].items() if k.startswith("params/"))
+    n_params = sum(r.torch_values[0].size for r in report_a.rows if r.path.startswith("params/"))
     print(
         f"CifarResNeXt(depth={args.depth}, cardinality={args.cardinality}, base_width="
         f"{args.base_width}, widen_factor={args.widen_factor}): {n_params:,} parameters; "
@@ -595,35 +365,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"stds and max|w| pooled over {args.seeds} torch seeds and {args.seeds} jax keys; "
-        f"std ratio must be 1 ± tol, max|w| ratio in range (false-failure odds "
-        f"{FALSE_FAILURE:g} per check)\n"
+        f"std ratio must be 1 ± tol, max|w| ratio in range, KS p >= {FALSE_FAILURE:g} "
+        f"(false-failure odds {FALSE_FAILURE:g} per check)\n"
     )
-    print_table(
+    print(
         "(a) jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)  vs  "
-        "torch's default init",
-        rows_a,
+        "torch's default init"
     )
+    print(report_a, end="\n\n")
     rules = "".join(f"\n      ({sel!r}, {init!r})," for sel, init in ORIGINAL_INIT)
-    print_table(
+    print(
         f"(b) jaxinit.flax.init(model, key, x, rules=ORIGINAL_INIT)  vs  the original "
-        f"script's init loop\n    ORIGINAL_INIT = [{rules}\n    ]",
-        rows_b,
+        f"script's init loop\n    ORIGINAL_INIT = [{rules}\n    ]"
     )
+    print(report_b, end="\n\n")
     failures = [
-        f"({name}) {r.path}: {f}"
-        for name, rows in (("a", rows_a), ("b", rows_b))
-        for r in rows
-        for f in r.failures
+        f"({name}) {f}" for name, r in (("a", report_a), ("b", report_b)) for f in r.failures
     ]
     logits_ok = logits_err < 1e-4
     print(
-        f"port check: torch's weights loaded into the Flax model give torch's logits "
-        f"(max relative difference {logits_err:.1e}): {'ok' if logits_ok else 'FAIL'}"
+        "port check: jaxinit.port.from_torch(torch_model, ...) loads torch's weights and "
+        f"running statistics; the Flax model gives torch's logits (max relative difference "
+        f"{logits_err:.1e}): {'ok' if logits_ok else 'FAIL'}"
     )
     if not logits_ok:
         failures.append(f"logits differ from torch by {logits_err:.1e} (relative)")
     if args.plot:
-        plot(args.plot, [("a", rows_a), ("b", rows_b)])
+        stem, ext = os.path.splitext(args.plot)
+        for name, report in (("a", report_a), ("b", report_b)):
+            path = args.plot if name == "a" else f"{stem}_b{ext or '.png'}"
+            report.plot(path)
+            print(f"wrote {path}: ({name}) torch vs jaxinit histograms")
     print(f"done in {time.perf_counter() - start:.1f} s")
     if failures:
         print(f"\n{len(failures)} FAILED:", *failures, sep="\n  ")

@@ -11,6 +11,7 @@ import pytest
 
 import jaxinit
 import jaxinit.flax
+import jaxinit.port
 from tests.records import SCHEME_NAMES
 
 SCHEMES = list(SCHEME_NAMES)
@@ -32,7 +33,9 @@ def _public(module: types.ModuleType) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("module", [jaxinit, jaxinit.flax], ids=["jaxinit", "jaxinit.flax"])
+@pytest.mark.parametrize(
+    "module", [jaxinit, jaxinit.flax, jaxinit.port], ids=["jaxinit", "jaxinit.flax", "jaxinit.port"]
+)
 def test_all_is_sorted_and_exactly_the_public_surface(module):
     assert list(module.__all__) == sorted(module.__all__)
     assert set(module.__all__) == _public(module) - {"Any", "__version__"}
@@ -90,8 +93,31 @@ def test_importing_jaxinit_does_not_import_flax():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_port_surface_and_lazy_torch():
+    assert jaxinit.port.__all__ == [
+        "InitReport",
+        "LeafReport",
+        "compare_init",
+        "from_torch",
+        "to_torch",
+    ]
+    for name in ("from_torch", "to_torch"):
+        params = inspect.signature(getattr(jaxinit.port, name)).parameters
+        assert list(params)[:2] == (
+            ["source", "target"] if name == "from_torch" else ["source", "torch_target"]
+        )
+        assert {"model", "rename", "strict"} <= set(params)
+    params = inspect.signature(jaxinit.port.compare_init).parameters
+    assert params["seeds"].default == 8 and params["false_failure"].default == 1e-6
+    code = (
+        "import sys, jaxinit.port; "
+        "assert 'torch' not in sys.modules and 'flax' not in sys.modules, 'imported eagerly'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_public_modules_only_reexport():
-    for module in (jaxinit, jaxinit.flax):
+    for module in (jaxinit, jaxinit.flax, jaxinit.port):
         for name in module.__all__:
             obj = getattr(module, name)
             origin = getattr(obj, "__module__", None) or ""

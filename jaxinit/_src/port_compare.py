@@ -1,0 +1,467 @@
+"""``compare_init``: does a JAX port start as its torch original does, leaf by leaf?
+
+Both models are drawn over several seeds (``torch.manual_seed(s)``,
+``jax.random.key(s)``), the torch draws are moved into the port's layout with
+:func:`jaxinit.port.from_torch`'s pairing, and each leaf's values are pooled
+over the seeds.
+
+A leaf that torch draws identically for every seed (ones, zeros, a buffer) is
+*deterministic*: the port must equal it bit for bit, for every key. Every
+other leaf is *random* and gets three checks, each of which a correct port
+fails with probability at most ``false_failure`` (the stated odds):
+
+- **std**: the ratio ``r = std_jax / std_torch`` must be within
+  ``1 ± z·SE``, ``z = Φ⁻¹(1 - false_failure/2)``. The sample std of ``n`` iid
+  values with kurtosis ``κ = E[(x-μ)⁴]/σ⁴`` has relative standard error
+  ``sqrt((κ - 1) / (4n))`` (delta method on the sample variance, whose
+  variance is ``(κ - 1)σ⁴/n``), so ``SE = sqrt((κ - 1)/(4 n_jax) + (κ - 1)/(4 n_torch))``,
+  with ``κ`` estimated from the pooled torch values (1.8 for a uniform, 3 for
+  a normal). A true relative error ``δ`` is caught with probability at least
+  ``1 - false_failure/2`` when ``δ >= 2 z SE``: the row's ``detectable``.
+- **max|w|**: for a bounded uniform leaf (``κ`` near 1.8) or a normal one
+  (``κ`` near 3), ``max|w|`` over ``n`` draws has a known distribution:
+  ``P(max <= m) = F(m)^n`` with ``F(m) = m/b`` for ``U(-b, b)`` and
+  ``2Φ(m/σ) - 1`` for ``N(0, σ²)``. The ratio of the two maxima must lie
+  between the ``p`` and ``1 - p`` quantiles (``p = false_failure / 4`` per
+  tail and side). For other shapes (truncated, sparse) max|w| is reported only.
+- **KS**: the two-sample Kolmogorov-Smirnov test (asymptotic p-value with
+  Stephens' small-sample correction) must not reject at ``alpha = false_failure``.
+
+With ``R`` random leaves the whole report fails a correct port with
+probability at most ``3 R · false_failure``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxinit._src import port_target as T
+from jaxinit._src import port_torch as P
+from jaxinit._src import port_transfer as X
+
+__all__ = ["InitReport", "LeafReport", "compare_init"]
+
+_KS_MAX = 200_000  # values per side the KS test looks at (an even subsample of the rest)
+
+
+def _z(false_failure: float) -> float:
+    return statistics.NormalDist().inv_cdf(1.0 - false_failure / 2.0)
+
+
+def _max_quantile(family: str, n: int, p: float) -> float:
+    """The ``p``-quantile of ``max|x|`` over ``n`` iid draws, in units of the bound or std."""
+    q = math.exp(math.log(p) / n)  # F(m) = p ** (1/n)
+    if family == "uniform":
+        return q
+    return statistics.NormalDist().inv_cdf((1.0 + q) / 2.0)
+
+
+def _ks_pvalue(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sample KS p-value (asymptotic, Stephens' correction; Numerical Recipes' probks)."""
+    x, y = np.sort(x), np.sort(y)
+    n, m = x.size, y.size
+    both = np.concatenate([x, y])
+    d = float(
+        np.max(
+            np.abs(np.searchsorted(x, both, "right") / n - np.searchsorted(y, both, "right") / m)
+        )
+    )
+    en = math.sqrt(n * m / (n + m))
+    lam = (en + 0.12 + 0.11 / en) * d
+    if lam < 0.2:
+        return 1.0
+    total, sign = 0.0, 1.0
+    for k in range(1, 101):
+        term = sign * 2.0 * math.exp(-2.0 * k * k * lam * lam)
+        total += term
+        if abs(term) < 1e-12:
+            break
+        sign = -sign
+    return min(max(total, 0.0), 1.0)
+
+
+def _thin(x: np.ndarray) -> np.ndarray:
+    if x.size <= _KS_MAX:
+        return x
+    return x[:: math.ceil(x.size / _KS_MAX)]
+
+
+@dataclasses.dataclass
+class LeafReport:
+    """One leaf's comparison (values pooled over the seeds).
+
+    Attributes:
+      path: the JAX leaf's path.
+      torch_name: the torch tensor(s) it comes from.
+      shape: the leaf's shape.
+      deterministic: torch draws it identically for every seed.
+      torch_std, jax_std, torch_max, jax_max: pooled std and max|w|.
+      std_tol: the half-width ``z·SE`` for ``jax_std/torch_std - 1`` (0: exact).
+      detectable: the smallest relative std error caught with probability
+        ``>= 1 - false_failure/2`` (``2 z SE``).
+      max_range: the interval ``jax_max/torch_max`` must lie in, or ``None``
+        (not checked).
+      family: ``"uniform"``, ``"normal"`` (from the kurtosis) or ``None``.
+      kurtosis: the pooled torch values' kurtosis.
+      ks_pvalue: the two-sample KS p-value (``None`` for deterministic leaves).
+      failures: what failed; empty if the leaf passed.
+      torch_values, jax_values: the pooled values, float64, ``(seeds, *shape)``.
+    """
+
+    path: str
+    torch_name: str
+    shape: tuple[int, ...]
+    deterministic: bool
+    torch_std: float
+    jax_std: float
+    torch_max: float
+    jax_max: float
+    std_tol: float
+    detectable: float
+    max_range: tuple[float, float] | None
+    family: str | None
+    kurtosis: float
+    ks_pvalue: float | None
+    failures: list[str]
+    torch_values: np.ndarray = dataclasses.field(repr=False)
+    jax_values: np.ndarray = dataclasses.field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def std_ratio(self) -> float:
+        if self.torch_std == 0:
+            return 1.0 if self.jax_std == 0 else math.inf
+        return self.jax_std / self.torch_std
+
+    @property
+    def max_ratio(self) -> float:
+        if self.torch_max == 0:
+            return 1.0 if self.jax_max == 0 else math.inf
+        return self.jax_max / self.torch_max
+
+
+def _row(
+    path: str,
+    torch_name: str,
+    t: np.ndarray,
+    j: np.ndarray,
+    exact: np.ndarray,
+    exact_jax: np.ndarray,
+    false_failure: float,
+) -> LeafReport:
+    """Compares one leaf; ``t``/``j`` are float64 ``(seeds, *shape)``, ``exact*`` in the leaf dtype."""
+    failures: list[str] = []
+    deterministic = bool(all(np.array_equal(exact[0], e, equal_nan=True) for e in exact[1:]))
+    ts, js = float(t.std()), float(j.std())
+    tm, jm = float(np.abs(t).max(initial=0.0)), float(np.abs(j).max(initial=0.0))
+    common: dict[str, Any] = dict(
+        path=path,
+        torch_name=torch_name,
+        shape=tuple(t.shape[1:]),
+        torch_std=ts,
+        jax_std=js,
+        torch_max=tm,
+        jax_max=jm,
+        torch_values=t,
+        jax_values=j,
+    )
+    if deterministic:
+        if not all(np.array_equal(exact[0], e, equal_nan=True) for e in exact_jax):
+            diff = float(np.abs(j - t[:1]).max(initial=0.0))
+            failures.append(f"differs from torch's deterministic values (max |diff| {diff:.3g})")
+        return LeafReport(
+            **common,
+            deterministic=True,
+            std_tol=0.0,
+            detectable=0.0,
+            max_range=None,
+            family=None,
+            kurtosis=math.nan,
+            ks_pvalue=None,
+            failures=failures,
+        )
+    z = _z(false_failure)
+    n_t, n_j = t.size, j.size
+    centered = t - t.mean()
+    m2 = float(np.mean(centered**2))
+    kurt = float(np.mean(centered**4)) / (m2 * m2) if m2 > 0 else 1.0
+    kurt = max(kurt, 1.0)
+    se = math.sqrt((kurt - 1.0) / (4.0 * n_j) + (kurt - 1.0) / (4.0 * n_t))
+    tol = z * se
+    ratio = js / ts if ts > 0 else math.inf
+    if not abs(ratio - 1.0) <= tol:
+        failures.append(f"std ratio {ratio:.4f} outside 1 ± {tol:.4f}")
+    family = None
+    if min(n_t, n_j) >= 1000 and abs(t.mean()) <= 0.05 * ts:
+        if abs(kurt - 1.8) <= 0.1:
+            family = "uniform"
+        elif abs(kurt - 3.0) <= 0.3:
+            family = "normal"
+    max_range = None
+    if family is not None:
+        p = false_failure / 4.0
+        lo = _max_quantile(family, n_j, p) / _max_quantile(family, n_t, 1.0 - p)
+        hi = _max_quantile(family, n_j, 1.0 - p) / _max_quantile(family, n_t, p)
+        max_range = (lo, hi)
+        r = jm / tm if tm > 0 else math.inf
+        if not lo <= r <= hi:
+            failures.append(f"max|w| ratio {r:.4f} outside [{lo:.4f}, {hi:.4f}]")
+    pvalue = _ks_pvalue(_thin(t.ravel()), _thin(j.ravel()))
+    if pvalue < false_failure:
+        failures.append(f"KS test rejects (p = {pvalue:.2g} < {false_failure:g})")
+    return LeafReport(
+        **common,
+        deterministic=False,
+        std_tol=tol,
+        detectable=2.0 * z * se,
+        max_range=max_range,
+        family=family,
+        kurtosis=kurt,
+        ks_pvalue=pvalue,
+        failures=failures,
+    )
+
+
+class InitReport:
+    """The per-leaf comparison of :func:`compare_init`.
+
+    Attributes:
+      rows: one :class:`LeafReport` per leaf, in torch's ``state_dict`` order.
+      seeds: how many seeds were pooled.
+      false_failure: the chance that one check fails a correct port.
+    """
+
+    def __init__(self, rows: list[LeafReport], seeds: int, false_failure: float):
+        self.rows = rows
+        self.seeds = seeds
+        self.false_failure = false_failure
+
+    @property
+    def ok(self) -> bool:
+        """Every leaf passed."""
+        return all(r.ok for r in self.rows)
+
+    @property
+    def failures(self) -> list[str]:
+        """``"path: what failed"`` for every failed check."""
+        return [f"{r.path}: {f}" for r in self.rows for f in r.failures]
+
+    def table(self, all_rows: bool = False) -> str:
+        """The table; deterministic leaves that match torch get one summary line unless ``all_rows``."""
+        header = [
+            "leaf",
+            "shape",
+            "torch std",
+            "jax std",
+            "ratio",
+            "tol",
+            "torch max|w|",
+            "jax max|w|",
+            "ratio",
+            "range",
+            "KS p",
+            "check",
+        ]
+        cells = []
+        exact_ok = [r for r in self.rows if r.deterministic and r.ok]
+        for r in self.rows:
+            if r in exact_ok and not all_rows:
+                continue
+            if r.deterministic:
+                tol = span = "exact"
+                ks = "-"
+            else:
+                tol = f"±{r.std_tol:.3f}"
+                span = f"{r.max_range[0]:.3f}-{r.max_range[1]:.3f}" if r.max_range else "-"
+                ks = f"{r.ks_pvalue:.2g}"
+            check = "FAIL" if r.failures else ("exact" if r.deterministic else "ok")
+            cells.append(
+                [
+                    r.path,
+                    "x".join(map(str, r.shape)) or "()",
+                    f"{r.torch_std:.5f}",
+                    f"{r.jax_std:.5f}",
+                    f"{r.std_ratio:.4f}",
+                    tol,
+                    f"{r.torch_max:.5f}",
+                    f"{r.jax_max:.5f}",
+                    f"{r.max_ratio:.4f}",
+                    span,
+                    ks,
+                    check,
+                ]
+            )
+        widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+        left = {0, 1, len(header) - 1}
+
+        def fmt(c: Sequence[str]) -> str:
+            return "  ".join(
+                x.ljust(w) if i in left else x.rjust(w) for i, (x, w) in enumerate(zip(c, widths))
+            ).rstrip()
+
+        lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, cells)]
+        if exact_ok and not all_rows:
+            lines.append(
+                f"{len(exact_ok)} deterministic leaves (torch draws them identically every seed): "
+                "all bit-exact with torch"
+            )
+        n_random = sum(not r.deterministic for r in self.rows)
+        lines.append(
+            f"{len(self.rows)} leaves ({n_random} random), {self.seeds} seeds pooled; each check "
+            f"fails a correct port with probability {self.false_failure:g}; "
+            + ("all passed" if self.ok else f"{len(self.failures)} FAILED")
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return f"InitReport({len(self.rows)} leaves, ok={self.ok})"
+
+    def plot(self, path: str, *, max_panels: int = 48) -> None:
+        """Overlaid torch/JAX histograms of the random leaves, saved to ``path``.
+
+        Raises:
+          ImportError: if matplotlib is not installed.
+        """
+        try:
+            import matplotlib
+        except ImportError:
+            raise ImportError("InitReport.plot needs matplotlib: pip install matplotlib") from None
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        panels = [r for r in self.rows if not r.deterministic][:max_panels]
+        cols = 4
+        nrows = max(1, math.ceil(len(panels) / cols))
+        fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.6 * nrows), squeeze=False)
+        for ax, r in zip(axes.flat, panels):
+            lo = min(r.torch_values.min(), r.jax_values.min())
+            hi = max(r.torch_values.max(), r.jax_values.max())
+            bins = np.linspace(lo, hi, int(np.clip(np.sqrt(r.torch_values.size), 10, 60)))
+            ax.hist(r.torch_values.ravel(), bins=bins, density=True, alpha=0.5, label="torch")
+            ax.hist(
+                r.jax_values.ravel(),
+                bins=bins,
+                density=True,
+                histtype="step",
+                linewidth=1.5,
+                label="jax",
+            )
+            ax.set_title(("FAIL " if r.failures else "") + r.path, fontsize=7)
+            ax.tick_params(labelsize=6)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.axis("off")
+        if panels:
+            axes.flat[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def compare_init(
+    torch_factory: Callable[[], Any],
+    jax_init: Callable[[jax.Array], Any],
+    *,
+    seeds: int = 8,
+    false_failure: float = 1e-6,
+    model: Any = None,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    rename: Any = None,
+    torch_types: Mapping[str, Any] | None = None,
+) -> InitReport:
+    """Compares a JAX port's initial parameters with torch's, leaf by leaf, over several seeds.
+
+    For ``s`` in ``range(seeds)``: ``torch.manual_seed(s); torch_factory()``
+    and ``jax_init(jax.random.key(s))``. The torch draws are moved into the
+    port's layout with the pairing of :func:`jaxinit.port.from_torch`; each
+    leaf's values are pooled over the seeds and checked as the module
+    docstring of ``jaxinit._src.port_compare`` derives: deterministic leaves
+    bit for bit; random leaves by std (tolerance ``z·SE`` from the sample size
+    and the kurtosis), max|w| (order statistics, for uniform and normal
+    leaves) and a two-sample KS test, each failing a correct port with
+    probability ``false_failure``.
+
+    Args:
+      torch_factory: builds the torch model (its init is what is compared).
+      jax_init: ``key -> target`` (a Linen variables dict, an NNX module or an
+        Equinox module), e.g. ``lambda k: jaxinit.flax.init(model, k, x, rules=...)``.
+      seeds: how many seeds to pool.
+      false_failure: the chance that one check fails a correct port.
+      model, args, kwargs, rename, torch_types: as for :func:`jaxinit.port.from_torch`.
+
+    Returns:
+      An :class:`InitReport`: ``.rows``, ``.ok``, ``.failures``, ``str()`` is
+      a table, ``.plot(path)`` draws histograms (needs matplotlib).
+
+    >>> report = jaxinit.port.compare_init(  # doctest: +SKIP
+    ...     lambda: torch.nn.Linear(64, 32),
+    ...     lambda k: jaxinit.flax.init(nn.Dense(32), k, jnp.ones((1, 64)), rules=TORCH_DEFAULTS),
+    ... )
+    >>> report.ok  # doctest: +SKIP
+    True
+    """
+    if seeds < 2:
+        raise ValueError(
+            f"compare_init: seeds must be >= 2 (to tell random from fixed), got {seeds}"
+        )
+    if not 0.0 < false_failure < 1.0:
+        raise ValueError(f"compare_init: false_failure must be in (0, 1), got {false_failure}")
+    torch = P.import_torch()
+    torch_draws = []
+    jax_draws = []
+    for s in range(seeds):
+        torch.manual_seed(s)
+        torch_draws.append(torch_factory())
+        jax_draws.append(jax_init(jax.random.key(s)))
+    layers, aliases = P.torch_layers(torch_draws[0])
+    from jaxinit._src import port_names as N
+
+    N.glob_kinds(layers, torch_types)
+    tgt = T.collect(jax_draws[0], model, args, kwargs)
+    plan = X.make_plan(layers, aliases, tgt, rename)
+    per_seed_torch = []
+    for s, m in enumerate(torch_draws):
+        if s:
+            layers, _ = P.torch_layers(m)
+        values = {tl.keys[n]: tl.values[n] for tl in layers for n in tl.keys}
+        out, mismatches = X.forward(plan, tgt, values)
+        if s == 0:
+            shapes = {k: tuple(v.shape) for k, v in values.items()}
+            X._report("compare_init", plan, True, tgt, shapes, mismatches)
+        per_seed_torch.append(out)
+    per_seed_jax = [tgt] + [T.collect(d) for d in jax_draws[1:]]
+    names = {i: ", ".join(st.keys) for st in plan.steps for i in st.leaves}
+    position = {
+        tl.keys[n]: k for k, (tl, n) in enumerate((tl, n) for tl in layers for n in tl.keys)
+    }
+    first = {i: min(position.get(k, 0) for k in st.keys) for st in plan.steps for i in st.leaves}
+    rows = []
+    for i in sorted(per_seed_torch[0], key=lambda i: (first.get(i, 0), i)):
+        leaf = tgt.leaves[i]
+        exact_t = np.stack([np.asarray(o[i], dtype=leaf.dtype) for o in per_seed_torch])
+        exact_j = np.stack([d.read(i) for d in per_seed_jax])
+        rows.append(
+            _row(
+                leaf.path,
+                names.get(i, ""),
+                exact_t.astype(np.float64),
+                exact_j.astype(np.float64),
+                exact_t,
+                exact_j,
+                false_failure,
+            )
+        )
+    return InitReport(rows, seeds, false_failure)

@@ -1,0 +1,430 @@
+"""The JAX side of a port: the leaves of a Linen variables dict, an NNX or an Equinox module.
+
+Leaves are grouped into layers of known kind (from the module classes: the
+NNX graph, the Equinox tree, or a Linen model traced abstractly), the way
+:mod:`jaxinit._src.port_torch` groups torch tensors. A composite layer
+(attention, a recurrent cell) claims the leaves of its inner layers.
+
+What a port fills: a Linen dict's ``params`` and ``batch_stats`` collections
+(or every leaf of a bare ``params`` dict), an NNX module's ``nnx.Param`` and
+``nnx.BatchStat`` variables, an Equinox module's inexact-array leaves.
+Everything else is returned as the very same object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["Target", "TargetLayer", "TargetLeaf", "collect"]
+
+DENSE = "dense"
+DENSE_GENERAL = "dense_general"
+CONV = "conv"
+CONV_TRANSPOSE = "conv_transpose"
+EMBED = "embed"
+NORM = "norm"
+ATTENTION = "attention"
+LSTM_CELL = "lstm_cell"  # Linen LSTMCell/OptimizedLSTMCell, NNX LSTMCell: ii..io, hi..ho
+LSTM_FUSED = "lstm_fused"  # NNX OptimizedLSTMCell: dense_i (in, 4H), dense_h (H, 4H)
+GRU_CELL = "gru_cell"  # Linen GRUCell: ir, iz, in, hr, hz, hn
+GRU_FUSED = "gru_fused"  # NNX GRUCell: dense_i (in, 3H) with bias, dense_h (H, 3H) without
+SIMPLE_CELL = "simple_cell"  # Linen SimpleCell (i, h), NNX SimpleCell (dense_i, dense_h)
+EQX_LINEAR = "eqx_linear"
+EQX_CONV = "eqx_conv"
+EQX_CONV_TRANSPOSE = "eqx_conv_transpose"
+EQX_EMBED = "eqx_embed"
+EQX_NORM = "eqx_norm"
+EQX_MHA = "eqx_mha"
+EQX_LSTM = "eqx_lstm"
+EQX_GRU = "eqx_gru"
+COMPOSITE = (ATTENTION, LSTM_CELL, LSTM_FUSED, GRU_CELL, GRU_FUSED, SIMPLE_CELL, EQX_MHA)
+
+_LINEN_COLLECTIONS = ("params", "batch_stats")
+
+
+def _classes(module: Any, *names: str) -> tuple[type, ...]:
+    return tuple(c for n in names if isinstance(c := getattr(module, n, None), type))
+
+
+def _kind_table() -> list[tuple[tuple[type, ...], str]]:
+    """(classes, kind), most specific first; only for the libraries already imported."""
+    table: list[tuple[tuple[type, ...], str]] = []
+    if "flax" in sys.modules:
+        import flax.linen as nn
+        from flax import nnx
+
+        table += [
+            (_classes(nn, "MultiHeadDotProductAttention"), ATTENTION),
+            (_classes(nnx, "MultiHeadAttention"), ATTENTION),
+            (_classes(nn, "LSTMCell", "OptimizedLSTMCell"), LSTM_CELL),
+            (_classes(nnx, "OptimizedLSTMCell"), LSTM_FUSED),
+            (_classes(nnx, "LSTMCell"), LSTM_CELL),
+            (_classes(nn, "GRUCell"), GRU_CELL),
+            (_classes(nnx, "GRUCell"), GRU_FUSED),
+            (_classes(nn, "SimpleCell") + _classes(nnx, "SimpleCell"), SIMPLE_CELL),
+            (_classes(nn, "DenseGeneral") + _classes(nnx, "LinearGeneral"), DENSE_GENERAL),
+            (_classes(nn, "Dense") + _classes(nnx, "Linear"), DENSE),
+            (_classes(nn, "ConvTranspose") + _classes(nnx, "ConvTranspose"), CONV_TRANSPOSE),
+            (_classes(nn, "Conv") + _classes(nnx, "Conv"), CONV),
+            (_classes(nn, "Embed") + _classes(nnx, "Embed"), EMBED),
+            (
+                _classes(nn, "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm", "InstanceNorm")
+                + _classes(nnx, "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm", "InstanceNorm"),
+                NORM,
+            ),
+        ]
+    if "equinox" in sys.modules:
+        import equinox as eqx
+
+        en = eqx.nn
+        table += [
+            (_classes(en, "MultiheadAttention"), EQX_MHA),
+            (_classes(en, "LSTMCell"), EQX_LSTM),
+            (_classes(en, "GRUCell"), EQX_GRU),
+            (_classes(en, "Linear"), EQX_LINEAR),
+            (_classes(en, "ConvTranspose"), EQX_CONV_TRANSPOSE),
+            (_classes(en, "Conv"), EQX_CONV),
+            (_classes(en, "Embedding"), EQX_EMBED),
+            (_classes(en, "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm"), EQX_NORM),
+        ]
+    return [(c, k) for c, k in table if c]
+
+
+def module_kind(module: Any, table: Sequence[tuple[tuple[type, ...], str]]) -> str | None:
+    for classes, kind in table:
+        if isinstance(module, classes):
+            return kind
+    return None
+
+
+def _rnn_wrappers() -> tuple[type, ...]:
+    found: tuple[type, ...] = ()
+    if "flax" in sys.modules:
+        import flax.linen as nn
+        from flax import nnx
+
+        found = _classes(nn, "RNN") + _classes(nnx, "RNN")
+    return found
+
+
+@dataclasses.dataclass
+class TargetLeaf:
+    """One leaf a port fills: its ``/``-joined path, (unboxed) value, shape and dtype."""
+
+    path: str
+    value: Any
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.value.dtype)
+
+
+@dataclasses.dataclass
+class TargetLayer:
+    """The leaves one conversion writes, under their path relative to the layer.
+
+    Attributes:
+      path: the module path (no collection).
+      key: the pairing path (the ``cell`` of an RNN wrapper dropped).
+      kind: a kind of this module, or ``None`` (unknown or a plain module).
+      module: the module, if known.
+      leaves: relative path -> index into :attr:`Target.leaves`.
+    """
+
+    path: tuple[str, ...]
+    key: tuple[str, ...]
+    kind: str | None
+    module: Any
+    leaves: dict[tuple[str, ...], int]
+    parts: list[TargetLayer] = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.path)
+
+    def describe(self) -> str:
+        cls = type(self.module).__name__ if self.module is not None else None
+        return f"{self.name or '<root>'}" + (f" ({cls})" if cls else "")
+
+
+def _key_name(k: Any) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def _is_inexact(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return (
+        dtype is not None
+        and hasattr(x, "shape")
+        and jax.numpy.issubdtype(np.dtype(dtype), np.inexact)
+    )
+
+
+class Target:
+    """A Linen variables dict, an NNX module or an Equinox module, as leaves and layers."""
+
+    def __init__(self, flavor: str, leaves: list[TargetLeaf], layers: list[TargetLayer]):
+        self.flavor = flavor
+        self.leaves = leaves
+        self.layers = layers
+        self._write: Any = None
+
+    def read(self, index: int) -> np.ndarray:
+        return np.asarray(self.leaves[index].value)
+
+    def write(self, new: Mapping[int, Any]) -> Any:
+        """Returns the target with leaves ``new`` (index -> array) replaced."""
+        return self._write(new)
+
+
+def _assign(
+    paths: Sequence[tuple[str, ...]],
+    owners_of: Any,
+    table: Sequence[tuple[tuple[type, ...], str]],
+    prefix_len: Sequence[int],
+) -> list[TargetLayer]:
+    """Groups leaf paths into layers; ``owners_of(i)`` -> [(module path, module)], outermost first.
+
+    A composite layer also lists its ``parts``: its inner layers, grouped as if
+    it were not composite (to pair with torch models that spell attention out
+    as separate Linear layers).
+    """
+    layers = _group(paths, owners_of, table, prefix_len, composite=True)
+    fine = _group(paths, owners_of, table, prefix_len, composite=False)
+    for layer in layers:
+        if layer.kind in COMPOSITE:
+            inside = set(layer.leaves.values())
+            layer.parts = [f for f in fine if set(f.leaves.values()) <= inside]
+    return layers
+
+
+def _group(
+    paths: Sequence[tuple[str, ...]],
+    owners_of: Any,
+    table: Sequence[tuple[tuple[type, ...], str]],
+    prefix_len: Sequence[int],
+    composite: bool,
+) -> list[TargetLayer]:
+    wrappers = _rnn_wrappers()
+    layers: dict[tuple[str, ...], TargetLayer] = {}
+    for i, path in enumerate(paths):
+        body = path[prefix_len[i] :]
+        owners = owners_of(i)
+        chosen: tuple[tuple[str, ...], Any, str | None] | None = None
+        for mpath, module in owners if composite else ():  # the outermost composite claims all
+            kind = module_kind(module, table)
+            if kind in COMPOSITE:
+                chosen = (mpath, module, kind)
+                break
+        if chosen is None:
+            for mpath, module in reversed(owners):
+                kind = module_kind(module, table)
+                if kind is not None and (not composite and kind in COMPOSITE):
+                    kind = None
+                if kind is not None and len(mpath) == len(body) - 1:
+                    chosen = (mpath, module, kind)
+                    break
+        if chosen is None:
+            mpath = body[:-1]
+            module = next((m for p, m in owners if p == mpath), None)
+            chosen = (mpath, module, None)
+        mpath, module, kind = chosen
+        layer = layers.get(mpath)
+        if layer is None:
+            key = list(mpath)
+            by_path = dict(owners)
+            for d in range(len(mpath) - 1, -1, -1):
+                parent = by_path.get(mpath[:d])
+                if wrappers and isinstance(parent, wrappers) and mpath[d] == "cell":
+                    del key[d]
+            layer = layers[mpath] = TargetLayer(mpath, tuple(key), kind, module, {})
+        layer.leaves[body[len(mpath) :]] = i
+    return list(layers.values())
+
+
+# ----------------------------------------------------------------------------
+# Linen
+
+
+def _linen(
+    target: Any, model: Any, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+) -> Target:
+    import flax.linen as nn
+
+    def is_box(x: Any) -> bool:
+        return isinstance(x, nn.meta.AxisMetadata)
+
+    modules: dict[tuple[str, ...], Any] = {}
+    if model is not None:
+        from jaxinit._src.flax_tree import _record_modules
+
+        try:
+            _, modules = _record_modules(model, jax.random.key(0), tuple(args), dict(kwargs or {}))
+        except Exception as e:
+            raise ValueError(
+                f"model=: tracing {type(model).__name__}.init abstractly failed ({e}); pass the "
+                "inputs of model.init as args= (and kwargs=)"
+            ) from e
+    flat, treedef = jax.tree_util.tree_flatten_with_path(target, is_leaf=is_box)
+    collections = isinstance(target, Mapping) and "params" in target
+    paths, index = [], []
+    for i, (kp, boxed) in enumerate(flat):
+        path = tuple(_key_name(k) for k in kp)
+        value = boxed.value if is_box(boxed) else boxed
+        if collections and path[0] not in _LINEN_COLLECTIONS:
+            continue
+        if not _is_inexact(value):
+            continue
+        paths.append(path)
+        index.append(i)
+    start = 1 if collections else 0
+
+    def owners_of(j: int) -> list[tuple[tuple[str, ...], Any]]:
+        body = paths[j][start:-1]
+        return [(body[:d], modules[body[:d]]) for d in range(len(body) + 1) if body[:d] in modules]
+
+    table = _kind_table()
+    layers = _assign(paths, owners_of, table, [start] * len(paths))
+    leaves = []
+    for j, i in enumerate(index):
+        boxed = flat[i][1]
+        leaves.append(TargetLeaf("/".join(paths[j]), boxed.value if is_box(boxed) else boxed))
+    out = Target("Linen variables", leaves, layers)
+
+    def write(new: Mapping[int, Any]) -> Any:
+        items = [v for _, v in flat]
+        for j, x in new.items():
+            i = index[j]
+            items[i] = items[i].replace_boxed(x) if is_box(items[i]) else x
+        return jax.tree_util.tree_unflatten(treedef, items)
+
+    out._write = write
+    return out
+
+
+# ----------------------------------------------------------------------------
+# NNX
+
+
+def _nnx(module: Any) -> Target:
+    from flax import nnx
+
+    nodes = list(nnx.iter_graph(module))
+    modules = {tuple(str(p) for p in path): n for path, n in nodes if isinstance(n, nnx.Module)}
+    variables = [
+        (tuple(str(p) for p in path), n)
+        for path, n in nodes
+        if isinstance(n, nnx.Param | nnx.BatchStat)
+    ]
+
+    def value(var: Any) -> Any:
+        return var.get_value() if hasattr(var, "get_value") else var.value
+
+    variables = [(p, v) for p, v in variables if _is_inexact(value(v))]
+    paths = [p for p, _ in variables]
+
+    def owners_of(j: int) -> list[tuple[tuple[str, ...], Any]]:
+        body = paths[j][:-1]
+        return [(body[:d], modules[body[:d]]) for d in range(len(body) + 1) if body[:d] in modules]
+
+    layers = _assign(paths, owners_of, _kind_table(), [0] * len(paths))
+    leaves = [TargetLeaf("/".join(p), value(v)) for p, v in variables]
+    out = Target("NNX module", leaves, layers)
+
+    def write(new: Mapping[int, Any]) -> Any:
+        for j, x in new.items():  # only now, when every check has passed
+            var = variables[j][1]
+            if hasattr(var, "set_value"):
+                var.set_value(x)
+            else:
+                var.value = x
+        return module
+
+    out._write = write
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Equinox
+
+
+def _equinox(module: Any) -> Target:
+    import equinox as eqx
+
+    flat, treedef = jax.tree_util.tree_flatten_with_path(module)
+    paths, index = [], []
+    owner_lists = []
+    for i, (kp, leaf) in enumerate(flat):
+        if not _is_inexact(leaf):
+            continue
+        path = tuple(_key_name(k) for k in kp)
+        owners = []
+        obj = module
+        for d, k in enumerate(kp):
+            if isinstance(obj, eqx.Module):
+                owners.append((path[:d], obj))
+            try:
+                if isinstance(k, jax.tree_util.GetAttrKey):
+                    obj = getattr(obj, k.name)
+                elif isinstance(k, jax.tree_util.SequenceKey | jax.tree_util.DictKey):
+                    obj = obj[k.idx if isinstance(k, jax.tree_util.SequenceKey) else k.key]
+                else:
+                    break
+            except (AttributeError, KeyError, IndexError, TypeError):
+                break
+        paths.append(path)
+        index.append(i)
+        owner_lists.append(owners)
+
+    layers = _assign(paths, lambda j: owner_lists[j], _kind_table(), [0] * len(paths))
+    leaves = [TargetLeaf("/".join(paths[j]), flat[i][1]) for j, i in enumerate(index)]
+    out = Target("Equinox module", leaves, layers)
+
+    def write(new: Mapping[int, Any]) -> Any:
+        items = [v for _, v in flat]
+        for j, x in new.items():
+            items[index[j]] = x
+        return jax.tree_util.tree_unflatten(treedef, items)
+
+    out._write = write
+    return out
+
+
+def collect(
+    target: Any,
+    model: Any = None,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+) -> Target:
+    """The leaves and layers of a Linen variables dict, an NNX module or an Equinox module."""
+    if "flax" in sys.modules:
+        from flax import nnx
+
+        if isinstance(target, nnx.Module):
+            return _nnx(target)
+    if "equinox" in sys.modules:
+        import equinox as eqx
+
+        if isinstance(target, eqx.Module):
+            return _equinox(target)
+    if isinstance(target, Mapping):
+        if "flax" not in sys.modules:
+            import flax.linen  # noqa: F401  (a Linen dict needs flax's box types)
+        return _linen(target, model, args, kwargs)
+    raise TypeError(
+        "expected a Linen variables (or params) dict, an NNX module or an Equinox module, "
+        f"got {type(target).__name__}"
+    )

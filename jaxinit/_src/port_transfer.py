@@ -1,0 +1,460 @@
+"""``from_torch`` and ``to_torch``: move weights between a PyTorch model and its JAX port.
+
+Both build one plan from names and shapes alone (which torch tensors fill
+which target leaves, by which conversion), check all of it, and only then
+move any data: a failure leaves both sides untouched. Conversions are numpy
+views on the host where they can be (no per-leaf compiles); ``from_torch``
+then puts each leaf on its device with one ``jax.device_put``, in the target
+leaf's dtype and sharding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxinit._src import port_convert as C
+from jaxinit._src import port_names as N
+from jaxinit._src import port_target as T
+from jaxinit._src import port_torch as P
+
+__all__ = ["from_torch", "to_torch"]
+
+_LIST = 12  # how many names an error lists per section
+
+
+@dataclasses.dataclass
+class Step:
+    """One group of one pair, with the torch keys and target leaves it joins."""
+
+    group: C.Group
+    torch: P.TorchLayer
+    target: T.TargetLayer
+    keys: tuple[str, ...]  # state_dict keys of group.src
+    leaves: tuple[int, ...]  # target leaf indices of group.dst
+
+
+@dataclasses.dataclass
+class Plan:
+    steps: list[Step]
+    problems: list[str]
+    unused: list[str]  # state_dict keys no step reads
+    unfilled: list[int]  # target leaves no step writes
+    notes: list[str]
+    aliases: dict[str, tuple[str, ...]]
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def make_plan(
+    torch_layers: Sequence[P.TorchLayer],
+    aliases: Mapping[str, tuple[str, ...]],
+    target: T.Target,
+    rename: Any,
+) -> Plan:
+    """Pairs the layers and plans every conversion, from names and shapes alone."""
+    collections = target.flavor == "Linen variables" and all(
+        leaf.path.split("/", 1)[0] in ("params", "batch_stats") for leaf in target.leaves
+    )
+    pairing = N.pair_layers(
+        torch_layers,
+        target.layers,
+        [leaf.path for leaf in target.leaves],
+        N.compile_rename(rename),
+        collections and any("/" in leaf.path for leaf in target.leaves),
+    )
+    equinox = target.flavor == "Equinox module"
+    steps: list[Step] = []
+    problems: list[str] = []
+    unused: list[str] = []
+    unfilled: list[int] = []
+    for pair in pairing.pairs:
+        tl, fl = pair.torch, pair.target
+        ts = {name: _shape(v) for name, v in tl.values.items()}
+        fs = {rel: target.leaves[i].shape for rel, i in fl.leaves.items()}
+        try:
+            if pair.single:
+                (name,) = ts
+                (rel,) = fs
+                groups = C.single(name, rel, len(ts[name]))
+            else:
+                groups = C.plan(tl.kind, fl.kind, ts, fs, fl.module, tl.values, equinox)
+        except C.PortError as e:
+            problems.append(f"torch {tl.describe()} -> {fl.describe()}: {e}")
+            continue
+        used: set[str] = set()
+        filled: set[tuple[str, ...]] = set()
+        for g in groups:
+            if not all(s in ts for s in g.src) or not all(d in fs for d in g.dst):
+                continue
+            if used.intersection(g.src) or filled.intersection(g.dst):
+                continue
+            used.update(g.src)
+            filled.update(g.dst)
+            steps.append(
+                Step(
+                    g,
+                    tl,
+                    fl,
+                    tuple(tl.keys[s] for s in g.src),
+                    tuple(fl.leaves[d] for d in g.dst),
+                )
+            )
+        unused += [tl.keys[n] for n in ts if n not in used]
+        unfilled += [i for rel, i in fl.leaves.items() if rel not in filled]
+    for tl in pairing.torch_left:
+        unused += list(tl.keys.values())
+    for fl in pairing.target_left:
+        unfilled += list(fl.leaves.values())
+    return Plan(steps, problems, unused, sorted(set(unfilled)), pairing.notes, dict(aliases))
+
+
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+def _report(
+    what: str,
+    plan: Plan,
+    strict: bool,
+    target: T.Target,
+    torch_shapes: Mapping[str, tuple[int, ...]],
+    mismatches: list[str],
+) -> None:
+    """Raises one ``ValueError`` naming every problem, or returns if there is none."""
+    read = {k for s in plan.steps for k in s.keys}
+    unused = [k for k in plan.unused if not any(a in read for a in plan.aliases.get(k, ()))]
+    unfilled = list(plan.unfilled)
+    fatal = plan.problems + mismatches
+    if not fatal and (not strict or (not unused and not unfilled)):
+        return
+    leaf_names = [target.leaves[i].path for i in unfilled]
+    lines = [f"{what}: nothing was changed."]
+
+    def section(title: str, items: list[str]) -> None:
+        if not items:
+            return
+        lines.append(f"{title} ({len(items)}):")
+        lines.extend(f"  {x}" for x in items[:_LIST])
+        if len(items) > _LIST:
+            lines.append(f"  ... and {len(items) - _LIST} more")
+
+    section("cannot convert", plan.problems)
+    section("shape or dtype mismatches", mismatches)
+    if strict:
+        section(
+            "torch tensors no target leaf takes",
+            [
+                f"{k} {_fmt_shape(torch_shapes[k])}"
+                + (
+                    f"  nearest target: {', '.join(near)}"
+                    if (near := N.nearest(k, leaf_names))
+                    else ""
+                )
+                for k in unused
+            ],
+        )
+        section(
+            f"{target.flavor} leaves no torch tensor fills",
+            [
+                f"{target.leaves[i].path} {_fmt_shape(target.leaves[i].shape)}"
+                + (
+                    f"  nearest torch: {', '.join(near)}"
+                    if (near := N.nearest(target.leaves[i].path, unused))
+                    else ""
+                )
+                for i in unfilled
+            ],
+        )
+    section("notes", plan.notes)
+    if strict and (unused or unfilled):
+        lines.append(
+            "Pair the remaining names with rename=[(torch_glob, target_glob), ...] (module paths "
+            "or full tensor names; '*' matches anything), or pass strict=False to leave them."
+        )
+    raise ValueError("\n".join(lines))
+
+
+def _check_dtype(src: np.dtype, dst: np.dtype) -> str | None:
+    floating = jax.numpy.issubdtype
+    if not floating(dst, np.inexact):
+        return f"target dtype {dst} is not a float type"
+    if not floating(src, np.inexact):
+        return f"source dtype {src} is not a float type"
+    if floating(src, np.complexfloating) and not floating(dst, np.complexfloating):
+        return f"complex {src} cannot fill a real {dst} leaf"
+    return None
+
+
+def _prepare(
+    source: Any,
+    target: Any,
+    model: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    rename: Any,
+    torch_types: Any,
+) -> tuple[list[P.TorchLayer], T.Target, Plan]:
+    layers, aliases = P.torch_layers(source)
+    N.glob_kinds(layers, torch_types)
+    tgt = T.collect(target, model, args, kwargs)
+    return layers, tgt, make_plan(layers, aliases, tgt, rename)
+
+
+def convert(
+    source: Any,
+    target: Any,
+    *,
+    model: Any = None,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    rename: Any = None,
+    strict: bool = True,
+    torch_types: Any = None,
+    what: str = "from_torch",
+) -> tuple[T.Target, dict[int, np.ndarray]]:
+    """The converted values of the target leaves (index -> numpy, target layout and dtype)."""
+    layers, tgt, plan = _prepare(source, target, model, args, kwargs, rename, torch_types)
+    values = {k: v for tl in layers for k, v in ((tl.keys[n], tl.values[n]) for n in tl.keys)}
+    out, mismatches = forward(plan, tgt, values)
+    shapes = {k: _shape(v) for k, v in values.items()}
+    _report(what, plan, strict, tgt, shapes, mismatches)
+    return tgt, out
+
+
+def forward(
+    plan: Plan, tgt: T.Target, values: Mapping[str, np.ndarray]
+) -> tuple[dict[int, np.ndarray], list[str]]:
+    """Runs the plan torch -> target: leaf index -> converted array, and the mismatches."""
+    out: dict[int, np.ndarray] = {}
+    mismatches: list[str] = []
+    for step in plan.steps:
+        arrays = [values[k] for k in step.keys]
+        src = ", ".join(f"{k} {_fmt_shape(a.shape)}" for k, a in zip(step.keys, arrays))
+        dst = ", ".join(tgt.leaves[i].path for i in step.leaves)
+        try:
+            results = step.group.fwd(*arrays)
+        except (ValueError, IndexError) as e:
+            want = ", ".join(_fmt_shape(tgt.leaves[i].shape) for i in step.leaves)
+            mismatches.append(f"torch {src} -> {dst} {want}: {e}")
+            continue
+        for i, x in zip(step.leaves, results):
+            leaf = tgt.leaves[i]
+            if tuple(x.shape) != leaf.shape:
+                mismatches.append(
+                    f"torch {src} -> {leaf.path}: converted {_fmt_shape(x.shape)}, "
+                    f"target {_fmt_shape(leaf.shape)}"
+                )
+                continue
+            bad = _check_dtype(np.dtype(x.dtype), leaf.dtype)
+            if bad:
+                mismatches.append(f"torch {src} -> {leaf.path}: {bad}")
+                continue
+            out[i] = x
+    return out, mismatches
+
+
+def _owned(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in ``dtype``; copied if it is a contiguous view of someone else's memory.
+
+    On CPU, ``jax.device_put`` may alias an aligned contiguous host buffer: a
+    view of a torch tensor would then change when torch changes it.
+    Non-contiguous views (transposes) are copied by ``device_put`` itself.
+    """
+    if x.dtype != dtype:
+        return x.astype(dtype)
+    if x.flags.c_contiguous and not x.flags.owndata:
+        return np.array(x, copy=True)
+    return x
+
+
+def from_torch(
+    source: Any,
+    target: Any,
+    *,
+    model: Any = None,
+    rename: Any = None,
+    strict: bool = True,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    torch_types: Mapping[str, Any] | None = None,
+) -> Any:
+    """Loads a PyTorch model's weights into its Flax (Linen or NNX) or Equinox port.
+
+    Each torch tensor is moved to the layout of the layer it fills (see
+    :mod:`jaxinit.port`): Linear ``(out, in)`` -> Dense ``(in, out)``; conv
+    ``(out, in/g, *k)`` -> ``(*k, in/g, out)``; ConvTranspose for either
+    ``transpose_kernel``; MultiheadAttention's packed or separate
+    in-projections -> query/key/value ``(E, heads, head_dim)`` and out
+    ``(heads, head_dim, E)``; LSTM/GRU/RNN gates split in torch's order with
+    ``b_ih + b_hh`` summed where Flax has one bias; norms' running statistics
+    into ``batch_stats`` (``num_batches_tracked`` dropped). Equinox keeps
+    torch's layout.
+
+    Layers are paired by name where the structures line up (torch
+    ``layer1.0.conv1`` <-> Linen ``layer1_0/conv1`` or NNX ``layer1/0/conv1``;
+    an ``nn.Sequential`` item ``0`` <-> ``layers_0``), and by ``rename`` rules
+    where they don't. Everything is checked before anything changes.
+
+    Args:
+      source: a torch ``nn.Module`` (layer types known), or a state_dict / any
+        mapping ``name -> tensor or array`` (e.g. from ``safetensors``; layer
+        types then come from the target).
+      target: a Linen variables or params dict (a new one is returned), an
+        NNX module (updated in place and returned) or an Equinox module (a new
+        one is returned). Abstract leaves (``jax.ShapeDtypeStruct``, e.g. from
+        ``jax.eval_shape(model.init, ...)``) are filled too, so the default
+        init need not run.
+      model: for a Linen dict, the Linen module, traced abstractly (with
+        ``args``/``kwargs``, the inputs of ``model.init``) to learn each
+        layer's class. Without it, layer types come from the torch module, or
+        from the leaf names.
+      rename: ordered ``(torch_glob, target_glob)`` pairs, or a callable
+        ``torch_name -> target_name | None``. Tried on torch module paths
+        (``"blocks.*.attn"`` -> ``"block_*/attn"``), then on full tensor names
+        (``"cls_token"`` -> ``"cls"``); ``*`` matches anything and the
+        target's ``*`` s take the matched text in order.
+      strict: if ``True``, every torch tensor must be used and every target
+        leaf filled (tied weights, which share storage in the torch module,
+        count once).
+      args, kwargs: the inputs of ``model.init`` for ``model=``.
+      torch_types: for a bare state_dict, ``{torch_module_glob: class name}``
+        for layers the target cannot tell, e.g. ``{"h.*.c_*": "Conv1D"}`` for
+        GPT-2's ``(in, out)`` weights.
+
+    Returns:
+      The target, filled: each leaf keeps its dtype, sharding and any
+      ``nn.Partitioned`` box; leaves not filled (``strict=False``) are the
+      very same objects.
+
+    Raises:
+      ValueError: listing every unpaired torch tensor and target leaf (with the
+        nearest names on the other side), every shape mismatch (with both
+        shapes) and every layer that cannot be converted. The target is
+        unchanged.
+      ImportError: if torch is needed but not installed.
+
+    >>> import torch, flax.linen as nn, jax, jax.numpy as jnp  # doctest: +SKIP
+    >>> torch_model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))  # doctest: +SKIP
+    >>> model = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(2)])  # doctest: +SKIP
+    >>> variables = model.init(jax.random.key(0), jnp.ones((1, 4)))  # doctest: +SKIP
+    >>> variables = jaxinit.port.from_torch(torch_model, variables)  # doctest: +SKIP
+    """
+    tgt, out = convert(
+        source,
+        target,
+        model=model,
+        args=args,
+        kwargs=kwargs,
+        rename=rename,
+        strict=strict,
+        torch_types=torch_types,
+    )
+    host, host_idx, dev, dev_idx, shardings = [], [], [], [], []
+    for i, x in out.items():
+        leaf = tgt.leaves[i]
+        x = _owned(x, leaf.dtype)
+        if isinstance(leaf.value, np.ndarray):
+            host.append(np.array(x, copy=True))
+            host_idx.append(i)
+            continue
+        sharding = getattr(leaf.value, "sharding", None)
+        dev.append(x)
+        dev_idx.append(i)
+        shardings.append(sharding)
+    new: dict[int, Any] = dict(zip(host_idx, host))
+    with_s = [j for j, s in enumerate(shardings) if s is not None]
+    without = [j for j, s in enumerate(shardings) if s is None]
+    if with_s:
+        put = jax.device_put([dev[j] for j in with_s], [shardings[j] for j in with_s])
+        new.update({dev_idx[j]: a for j, a in zip(with_s, put)})
+    if without:
+        put = jax.device_put([dev[j] for j in without])
+        new.update({dev_idx[j]: a for j, a in zip(without, put)})
+    return tgt.write(new)
+
+
+def to_torch(
+    source: Any,
+    torch_target: Any,
+    *,
+    model: Any = None,
+    rename: Any = None,
+    strict: bool = True,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    torch_types: Mapping[str, Any] | None = None,
+) -> Any:
+    """Loads a JAX model's weights back into PyTorch: the reverse of :func:`from_torch`.
+
+    The same pairing and conversions, run backwards. Where one Flax bias
+    stands for torch's ``b_ih + b_hh`` (recurrent cells), it goes into
+    ``b_ih`` and ``b_hh`` is set to zero: the same function. So a JAX model
+    sent to torch and back is bit-exact, and a torch model sent to JAX and back
+    has bit-exact weights and the same outputs, its summed biases moved into
+    ``b_ih``. ``num_batches_tracked`` keeps the torch side's value.
+
+    Args:
+      source: a Linen variables or params dict, an NNX module or an Equinox
+        module.
+      torch_target: a torch ``nn.Module`` (updated in place, under
+        ``torch.no_grad()``, and returned), or a state_dict / mapping of
+        tensors or arrays giving the names and shapes (a new dict with the
+        same keys, dtypes and devices is returned).
+      model, args, kwargs, rename, strict, torch_types: as for
+        :func:`from_torch` (``rename`` still maps torch names to JAX names).
+
+    Returns:
+      The torch module, or a new state_dict.
+
+    Raises:
+      ValueError: as :func:`from_torch`; nothing is changed.
+
+    >>> torch_model = jaxinit.port.to_torch(variables, torch_model)  # doctest: +SKIP
+    """
+    layers, aliases = P.torch_layers(torch_target, values=False)
+    N.glob_kinds(layers, torch_types)
+    tgt = T.collect(source, model, args, kwargs)
+    plan = make_plan(layers, aliases, tgt, rename)
+    template = {tl.keys[n]: tl.values[n] for tl in layers for n in tl.keys}
+    out: dict[str, np.ndarray] = {}
+    mismatches: list[str] = []
+    for step in plan.steps:
+        arrays = [tgt.read(i) for i in step.leaves]
+        src = ", ".join(
+            f"{tgt.leaves[i].path} {_fmt_shape(a.shape)}" for i, a in zip(step.leaves, arrays)
+        )
+        try:
+            results = step.group.bwd(*arrays)
+        except (ValueError, IndexError) as e:
+            mismatches.append(f"{src} -> torch {', '.join(step.keys)}: {e}")
+            continue
+        for key, x in zip(step.keys, results):
+            want = _shape(template[key])
+            if tuple(x.shape) != want:
+                mismatches.append(
+                    f"{src} -> torch {key}: converted {_fmt_shape(x.shape)}, torch {_fmt_shape(want)}"
+                )
+                continue
+            out[key] = np.asarray(x)
+    shapes = {k: _shape(v) for k, v in template.items()}
+    _report("to_torch", plan, strict, tgt, shapes, mismatches)
+
+    if P.is_torch_module(torch_target):
+        for key, x in out.items():
+            P.copy_into(template[key], x)
+        return torch_target
+    result = dict(torch_target)
+    for key, x in out.items():
+        like = template[key]
+        if P.is_tensor(like):
+            result[key] = P.from_numpy(x, like)
+        else:
+            result[key] = np.array(x, dtype=np.asarray(like).dtype, copy=True)
+    return result
