@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 import numbers
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeAlias
@@ -549,19 +551,45 @@ def flax_variant(
     return flax_builder
 
 
+def flax_defaults(doc: str) -> str:
+    """A docstring's "default: torch's (out, in, ...)" layouts, said for the flax variant."""
+    for torch_axes, flax_axes in (("(out, in, *k)", "(*k, in, out)"), ("(out, in)", "(in, out)")):
+        doc = doc.replace(f"default: torch's ``{torch_axes}``", f"default: flax's ``{flax_axes}``")
+    return doc
+
+
+_FLAX_EXAMPLES = {  # name: (builder arguments, shape) for the flax variants' examples
+    "sparse": ("0.25", (32, 64)),
+    "eye": ("", (32, 64)),
+    "constant": ("0.5", (3, 3, 32, 64)),
+    "torch_linear_bias": ("100", (64,)),
+    "torch_rnn": ("64", (256,)),
+    "torch_embedding": ("", (10, 4)),
+}
+
+
 def flax_doc(doc: str, name: str, layout: Layout) -> str:
     """The docstring of a flax-layout variant, from the torch-layout one."""
+    doc = flax_defaults(inspect.cleandoc(doc))
     summary, _, rest = doc.partition("\n")
+    rest = rest.split("\n>>>")[0].rstrip()  # the torch-layout example is replaced below
     where = (
         "``(*kernel, in, out)``"
         if layout == FLAX
-        else f"``{layout!r}`` (a flax ``ConvTranspose`` kernel read as torch reads its weight)"
+        else f"``{layout!r}`` (an ``Embed`` table read as torch's ``Embedding``)"
     )
-    note = (
-        f"\n\nThe flax-layout variant of :func:`jaxinit.{name}`: the same arguments and "
-        f"distribution, but a bare call reads the shape in the flax layout {where}, "
-        f"the layout of ``nn.Dense``/``nn.Conv`` kernels. Inside a Flax layer or the tree "
-        f"tools it takes their layout, as ``jaxinit.{name}`` does; an explicit "
-        f"``layout=`` wins.\n"
+    note = textwrap.fill(
+        f"The flax-layout variant of :func:`jaxinit.{name}`: the same arguments and "
+        f"distribution, but a bare call reads the shape in the flax layout {where}. "
+        f"Inside a Flax layer or the tree tools it takes their layout, as "
+        f"``jaxinit.{name}`` does; an explicit ``layout=`` wins.",
+        width=88,
     )
-    return summary + note + rest
+    args, shape = _FLAX_EXAMPLES.get(name, ("", (3, 3, 32, 64)))
+    example = (
+        f">>> import jax, jaxinit\n"
+        f">>> init = jaxinit.flax.{name}({args})\n"
+        f">>> init(jax.random.key(0), {shape}).shape\n"
+        f"{shape}"
+    )
+    return f"{summary}\n\n{note}\n{rest}\n\n{example}\n"

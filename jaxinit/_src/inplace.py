@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import textwrap
 from collections.abc import Callable
 from typing import Any, ParamSpec
 
@@ -25,6 +26,7 @@ from jax.typing import ArrayLike
 from jaxinit._src import schemes, structured
 from jaxinit._src.core import (
     Initializer,
+    flax_defaults,
     is_key,
     kernel_sharding,
     place,
@@ -159,7 +161,7 @@ def _doc(stub_doc: str, build: Callable[..., Initializer], layout: str, flax: bo
     """The helper's docstring: the stub's summary and example, the builder's Args."""
     name = build.__name__
     module = "jaxinit.flax" if flax else "jaxinit"
-    summary, _, example = stub_doc.strip().partition("\n\n")
+    summary, _, example = inspect.cleandoc(stub_doc).partition("\n\n")
     if flax:
         shape = (32, 64) if name in ("eye", "sparse") else (3, 3, 32, 64)
         args = {"sparse": "0.25, ", "constant": "0.5, "}.get(name, "")
@@ -168,7 +170,10 @@ def _doc(stub_doc: str, build: Callable[..., Initializer], layout: str, flax: bo
             f">>> w = jaxinit.flax.{name}_(jnp.zeros({shape}), {args}key=jax.random.key(0))\n"
             f">>> w.shape\n{shape}"
         )
-    args = "\n".join(_args_section(build.__doc__ or ""))
+    builder_args = "\n".join(_args_section(build.__doc__ or ""))
+    if flax:
+        builder_args = flax_defaults(builder_args)
+    args = textwrap.indent(textwrap.dedent(builder_args), "  ")
     return (
         f"{summary}\n\n"
         f"torch's ``torch.nn.init.{name}_(tensor, ...)`` as a pure function: it returns a new\n"
@@ -176,14 +181,14 @@ def _doc(stub_doc: str, build: Callable[..., Initializer], layout: str, flax: bo
         f"``array`` itself is untouched. Shapes are read in the {layout} layout\n"
         f"unless ``layout=`` says otherwise.\n\n"
         f"Args:\n"
-        f"      array: the array to take the shape, dtype and sharding from.\n"
+        f"  array: the array to take the shape, dtype and sharding from.\n"
         f"{args}\n"
-        f"      key: a PRNG key, by keyword (required for random schemes).\n\n"
+        f"  key: a PRNG key, by keyword (required for random schemes).\n\n"
         f"Returns:\n"
-        f"      A new array like ``array``.\n\n"
+        f"  A new array like ``array``.\n\n"
         f"Raises:\n"
-        f"      TypeError: without ``key=`` for a random scheme, or with a key passed\n"
-        f"        positionally; otherwise as :func:`{module}.{name}`.\n\n"
+        f"  TypeError: without ``key=`` for a random scheme, or with a key passed\n"
+        f"    positionally; otherwise as :func:`{module}.{name}`.\n\n"
         f"{example}\n"
     )
 

@@ -269,7 +269,7 @@ def _linen(
 
     modules: dict[tuple[str, ...], Any] = {}
     if model is not None:
-        from jaxinit._src.flax_tree import _record_modules
+        from jaxinit._src.flax_tree import record_modules as _record_modules
 
         try:
             _, modules = _record_modules(model, jax.random.key(0), tuple(args), dict(kwargs or {}))

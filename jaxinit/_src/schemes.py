@@ -690,7 +690,8 @@ def xavier_uniform(
 
     Args:
       gain: a scaling factor (``>= 0``).
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:
@@ -729,7 +730,8 @@ def xavier_normal(
 
     Args:
       gain: a scaling factor (``>= 0``).
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:
@@ -792,7 +794,8 @@ def kaiming_uniform(
       mode: ``"fan_in"`` (preserves forward variance) or ``"fan_out"``
         (backward); case-insensitive.
       nonlinearity: the nonlinearity's name, as for :func:`calculate_gain`.
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:
@@ -838,7 +841,8 @@ def kaiming_normal(
       a: the negative slope of the rectifier after this layer (``leaky_relu``).
       mode: ``"fan_in"`` or ``"fan_out"``; case-insensitive.
       nonlinearity: the nonlinearity's name, as for :func:`calculate_gain`.
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:

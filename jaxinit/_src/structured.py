@@ -105,7 +105,8 @@ def eye(*, layout: LayoutLike | None = None, dtype: DTypeLike | None = None) -> 
     (integers and bool included).
 
     Args:
-      layout: which axis is in/out (default: torch's ``(out, in)``).
+      layout: which axis is in/out (default: torch's ``(out, in)``; inside a
+        Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:
@@ -178,7 +179,8 @@ def dirac(
 
     Args:
       groups: the number of conv groups (``>= 1``, dividing the out channels).
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:
@@ -271,7 +273,8 @@ def orthogonal(
 
     Args:
       gain: the scaling factor.
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result (real only, as torch).
 
     Returns:
@@ -406,7 +409,8 @@ def sparse(
     Args:
       sparsity: the fraction of each column to zero, in ``[0, 1]``.
       std: the standard deviation of the non-zero values (``>= 0``).
-      layout: which axis is in/out (default: torch's ``(out, in)``).
+      layout: which axis is in/out (default: torch's ``(out, in)``; inside a
+        Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:

@@ -92,7 +92,8 @@ def torch_linear_weight(
     ``fan_in = in/groups * prod(kernel)``. Use it as ``kernel_init``.
 
     Args:
-      layout: which axes are in/out (default: torch's ``(out, in, *k)``).
+      layout: which axes are in/out (default: torch's ``(out, in, *k)``;
+        inside a Flax layer, the layer's).
       dtype: the default dtype of the result.
 
     Returns:
