@@ -42,9 +42,14 @@ from jaxinit._src.layout import FLAX, TORCH, Layout, LayoutLike, as_layout, is_i
 if TYPE_CHECKING:
     from jaxinit._src.distribution import Distribution
 
-__all__ = ["Initializer"]
+__all__ = ["Initializer", "IntLike", "RealLike"]
 
 P = ParamSpec("P")
+
+# Hyperparameter types: any real (integer) number, as a Python, numpy or jax
+# scalar; a jax scalar may be traced (inside jit/vmap). Checked at run time.
+RealLike: TypeAlias = float | np.floating[Any] | np.integer[Any] | jax.Array
+IntLike: TypeAlias = int | np.integer[Any] | jax.Array
 
 # ----------------------------------------------------------------------------
 # Warnings that point at the user's line

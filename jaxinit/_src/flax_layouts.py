@@ -46,6 +46,7 @@ builder's default layout applies.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -62,9 +63,14 @@ _MAX_FRAMES = 64  # how far up the call stack an NNX layer's __init__ is looked 
 
 def _classes(*names: str) -> tuple[type, ...]:
     """The Linen and NNX classes of these names that are loaded."""
+    loaded = tuple(sys.modules.get(m) for m in ("flax.linen", "flax.nnx"))
+    return _classes_in(loaded, names)
+
+
+@functools.lru_cache(maxsize=64)
+def _classes_in(loaded: tuple[Any, ...], names: tuple[str, ...]) -> tuple[type, ...]:
     found: list[type] = []
-    for module_name in ("flax.linen", "flax.nnx"):
-        module = sys.modules.get(module_name)
+    for module in loaded:
         for name in names:
             cls = getattr(module, name, None) if module is not None else None
             if isinstance(cls, type) and cls not in found:
@@ -97,33 +103,60 @@ def _einsum_layout(equation: Any, ndim: int) -> Layout | None:
     return Layout(in_axis=ins, out_axis=outs, batch_axis=batch)
 
 
+_KINDS = (  # checked in this order: subclasses before their bases
+    ("embed", ("Embed",)),
+    ("conv_transpose", ("ConvTranspose",)),
+    ("conv_local", ("ConvLocal",)),
+    ("conv", ("Conv",)),
+    ("einsum", ("Einsum",)),
+    ("dense_general", ("DenseGeneral", "LinearGeneral")),
+    ("dense", ("Dense", "Linear", "DenseParams", "LoRA", "LoRALinear")),
+)
+
+
+def _kind(cls: type) -> str | None:
+    """Which kind of built-in layer ``cls`` is (None: not one)."""
+    loaded = tuple(sys.modules.get(m) for m in ("flax.linen", "flax.nnx"))
+    return _kind_in(cls, loaded)
+
+
+@functools.lru_cache(maxsize=256)
+def _kind_in(cls: type, loaded: tuple[Any, ...]) -> str | None:
+    for kind, names in _KINDS:
+        if issubclass(cls, _classes_in(loaded, names)):
+            return kind
+    return None
+
+
 def _native(
     module: Any, shape: tuple[int, ...], local: Mapping[str, Any]
 ) -> tuple[Layout, int] | None:
     """The layout of ``module``'s kernel and the kernel's own rank; None if not a kernel layer."""
-    cls = type(module)
+    kind = _kind(type(module))
+    if kind is None:
+        return None
 
     def attr(name: str, default: Any = None) -> Any:
         value = getattr(module, name, None)
         return local.get(name, default) if value is None else value
 
-    if issubclass(cls, _classes("Embed")):
+    if kind == "embed":
         return _EMBED, 2
-    if issubclass(cls, _classes("ConvTranspose")):
+    if kind == "conv_transpose":
         n = _count(attr("kernel_size", ()))
         swapped = bool(attr("transpose_kernel", False))
         return (_CONV_TRANSPOSE_SWAPPED if swapped else _CONV_TRANSPOSE), n + 2
-    if issubclass(cls, _classes("ConvLocal")):
+    if kind == "conv_local":
         n = _count(attr("kernel_size", ()))
         return Layout(in_axis=-2, out_axis=-1, batch_axis=tuple(range(-n - 2, -2))), n + 2
-    if issubclass(cls, _classes("Conv")):
+    if kind == "conv":
         return FLAX, _count(attr("kernel_size", ())) + 2
-    if issubclass(cls, _classes("Einsum")):
+    if kind == "einsum":
         kernel_shape = attr("shape") or attr("kernel_shape")
         n = len(kernel_shape) if kernel_shape is not None else len(shape)
         layout = _einsum_layout(attr("einsum_str"), n)
         return None if layout is None else (layout, n)
-    if issubclass(cls, _classes("DenseGeneral", "LinearGeneral")):
+    if kind == "dense_general":
         if len(shape) == 2:  # as their kernel_init sees it: flattened
             return FLAX, 2
         if hasattr(module, "out_features"):  # NNX LinearGeneral
@@ -136,9 +169,7 @@ def _native(
             in_axis=tuple(range(-n_out - n_in, -n_out)), out_axis=tuple(range(-n_out, 0))
         )
         return layout, n_in + n_out
-    if issubclass(cls, _classes("Dense", "Linear", "DenseParams", "LoRA", "LoRALinear")):
-        return FLAX, 2
-    return None
+    return FLAX, 2  # dense
 
 
 def layer_layout(

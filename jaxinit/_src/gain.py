@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeAlias
 
 import jax.numpy as jnp
 
-from jaxinit._src.core import is_traced, real
+from jaxinit._src.core import RealLike, is_traced, real
 
 __all__ = ["Nonlinearity", "calculate_gain", "check_nonlinearity"]
 
@@ -48,7 +48,7 @@ def check_nonlinearity(nonlinearity: Any) -> Nonlinearity:
     return nonlinearity  # type: ignore[return-value]
 
 
-def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> Any:
+def calculate_gain(nonlinearity: Nonlinearity, param: RealLike | None = None) -> Any:
     r"""Returns the recommended gain for a nonlinearity, as torch does.
 
     ================= ==================================================

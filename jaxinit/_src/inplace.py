@@ -26,6 +26,8 @@ from jax.typing import ArrayLike
 from jaxinit._src import schemes, structured
 from jaxinit._src.core import (
     Initializer,
+    IntLike,
+    RealLike,
     flax_defaults,
     is_key,
     kernel_sharding,
@@ -201,8 +203,8 @@ def _doc(stub_doc: str, build: Callable[..., Initializer], layout: str, flax: bo
 @inplace_of(schemes.uniform)
 def uniform_(
     array: ArrayLike,
-    a: float = 0.0,
-    b: float = 1.0,
+    a: RealLike = 0.0,
+    b: RealLike = 1.0,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -220,8 +222,8 @@ def uniform_(
 @inplace_of(schemes.normal)
 def normal_(
     array: ArrayLike,
-    mean: float = 0.0,
-    std: float = 1.0,
+    mean: RealLike = 0.0,
+    std: RealLike = 1.0,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -239,10 +241,10 @@ def normal_(
 @inplace_of(schemes.trunc_normal)
 def trunc_normal_(
     array: ArrayLike,
-    mean: float = 0.0,
-    std: float = 1.0,
-    a: float = -2.0,
-    b: float = 2.0,
+    mean: RealLike = 0.0,
+    std: RealLike = 1.0,
+    a: RealLike = -2.0,
+    b: RealLike = 2.0,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -261,7 +263,7 @@ def trunc_normal_(
 @inplace_of(schemes.constant)
 def constant_(
     array: ArrayLike,
-    val: float,
+    val: RealLike,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -326,7 +328,7 @@ def eye_(
 @inplace_of(structured.dirac)
 def dirac_(
     array: ArrayLike,
-    groups: int = 1,
+    groups: IntLike = 1,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -343,7 +345,7 @@ def dirac_(
 @inplace_of(schemes.xavier_uniform)
 def xavier_uniform_(
     array: ArrayLike,
-    gain: float = 1.0,
+    gain: RealLike = 1.0,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -361,7 +363,7 @@ def xavier_uniform_(
 @inplace_of(schemes.xavier_normal)
 def xavier_normal_(
     array: ArrayLike,
-    gain: float = 1.0,
+    gain: RealLike = 1.0,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -378,7 +380,7 @@ def xavier_normal_(
 @inplace_of(schemes.kaiming_uniform, warns_empty=True)
 def kaiming_uniform_(
     array: ArrayLike,
-    a: float = 0.0,
+    a: RealLike = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Nonlinearity = "leaky_relu",
     *,
@@ -401,7 +403,7 @@ def kaiming_uniform_(
 @inplace_of(schemes.kaiming_normal, warns_empty=True)
 def kaiming_normal_(
     array: ArrayLike,
-    a: float = 0.0,
+    a: RealLike = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Nonlinearity = "leaky_relu",
     *,
@@ -425,7 +427,7 @@ def kaiming_normal_(
 @inplace_of(structured.orthogonal)
 def orthogonal_(
     array: ArrayLike,
-    gain: float = 1.0,
+    gain: RealLike = 1.0,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,
@@ -443,8 +445,8 @@ def orthogonal_(
 @inplace_of(structured.sparse)
 def sparse_(
     array: ArrayLike,
-    sparsity: float,
-    std: float = 0.01,
+    sparsity: RealLike,
+    std: RealLike = 0.01,
     *,
     key: ArrayLike | None = None,
     layout: LayoutLike | None = None,

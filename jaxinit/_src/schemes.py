@@ -26,6 +26,7 @@ from jax.typing import DTypeLike
 from jaxinit._src.core import (
     Family,
     Initializer,
+    RealLike,
     builder,
     concrete,
     is_traced,
@@ -193,8 +194,8 @@ def uniform_bounds(low: Any, high: Any, dt: np.dtype) -> tuple[Any, Any]:
 
 @builder
 def uniform(
-    a: float = 0.0,
-    b: float = 1.0,
+    a: RealLike = 0.0,
+    b: RealLike = 1.0,
     *,
     layout: LayoutLike | None = None,
     dtype: DTypeLike | None = None,
@@ -309,8 +310,8 @@ def normal_std(
 
 @builder
 def normal(
-    mean: float = 0.0,
-    std: float = 1.0,
+    mean: RealLike = 0.0,
+    std: RealLike = 1.0,
     *,
     layout: LayoutLike | None = None,
     dtype: DTypeLike | None = None,
@@ -431,10 +432,10 @@ _TRUNC_WARN_STDS = 2.0  # torch warns when the mean is more than 2 std outside [
 
 @builder
 def trunc_normal(
-    mean: float = 0.0,
-    std: float = 1.0,
-    a: float = -2.0,
-    b: float = 2.0,
+    mean: RealLike = 0.0,
+    std: RealLike = 1.0,
+    a: RealLike = -2.0,
+    b: RealLike = 2.0,
     *,
     layout: LayoutLike | None = None,
     dtype: DTypeLike | None = None,
@@ -595,7 +596,7 @@ def _fill_number(value: Any) -> Any:
 
 @builder
 def constant(
-    val: float, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    val: RealLike, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     """Fills with the value ``val``.
 
@@ -669,7 +670,7 @@ def zeros(*, layout: LayoutLike | None = None, dtype: DTypeLike | None = None) -
 # xavier (Glorot)
 
 
-def xavier_std(gain: Any, shape: tuple[int, ...], layout: Layout, packed: int = 1) -> Any:
+def xavier_std(gain: Any, shape: tuple[int, ...], layout: Layout, packed: Any = 1) -> Any:
     """torch's xavier std; ``packed`` projections share one weight (fan_out times ``packed``)."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape, layout)
     return gain * math.sqrt(2.0 / float(fan_in + packed * fan_out))
@@ -684,7 +685,7 @@ def _gain(name: str, gain: Any) -> Any:
 
 @builder
 def xavier_uniform(
-    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    gain: RealLike = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""Glorot uniform: :math:`\mathcal{U}[-b, b)`, :math:`b = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`.
 
@@ -722,7 +723,7 @@ def xavier_uniform(
 
 @builder
 def xavier_normal(
-    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    gain: RealLike = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""Glorot normal: :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}\sqrt{2/(\text{fan\_in}+\text{fan\_out})}`.
 
@@ -777,7 +778,7 @@ def _kaiming_args(name: str, a: Any, mode: Any, nonlinearity: Any) -> tuple[Any,
 
 @builder
 def kaiming_uniform(
-    a: float = 0.0,
+    a: RealLike = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Nonlinearity = "leaky_relu",
     *,
@@ -826,7 +827,7 @@ def kaiming_uniform(
 
 @builder
 def kaiming_normal(
-    a: float = 0.0,
+    a: RealLike = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Nonlinearity = "leaky_relu",
     *,

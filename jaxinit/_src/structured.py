@@ -21,6 +21,8 @@ from jax.typing import DTypeLike
 from jaxinit._src.core import (
     Family,
     Initializer,
+    IntLike,
+    RealLike,
     builder,
     concrete,
     integer,
@@ -167,7 +169,7 @@ DIRAC = Family(
 
 @builder
 def dirac(
-    groups: int = 1, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    groups: IntLike = 1, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     """Fills a 3-, 4- or 5-D conv weight with the Dirac delta.
 
@@ -260,7 +262,7 @@ ORTHOGONAL = Family(
 
 @builder
 def orthogonal(
-    gain: float = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    gain: RealLike = 1.0, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""A (semi-)orthogonal matrix, times ``gain``.
 
@@ -391,8 +393,8 @@ SPARSE = Family(
 
 @builder
 def sparse(
-    sparsity: float,
-    std: float = 0.01,
+    sparsity: RealLike,
+    std: RealLike = 0.01,
     *,
     layout: LayoutLike | None = None,
     dtype: DTypeLike | None = None,

@@ -35,6 +35,7 @@ from jax.typing import DTypeLike
 from jaxinit._src.core import (
     Family,
     Initializer,
+    IntLike,
     builder,
     concrete,
     integer,
@@ -113,7 +114,7 @@ def torch_linear_weight(
 
 @builder
 def torch_linear_bias(
-    fan_in: int, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    fan_in: IntLike, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""torch's default ``nn.Linear``/``nn.ConvNd`` bias: :math:`\mathcal{U}[\pm 1/\sqrt{\text{fan\_in}})`.
 
@@ -206,7 +207,7 @@ EMBEDDING_PADDED = Family(
 
 @builder
 def torch_embedding(
-    padding_idx: int | None = None,
+    padding_idx: IntLike | None = None,
     *,
     layout: LayoutLike | None = None,
     dtype: DTypeLike | None = None,
@@ -291,8 +292,8 @@ UNIFORM_SUM = Family(
 
 @builder
 def torch_rnn(
-    hidden_size: int,
-    terms: int | Sequence[int] = 1,
+    hidden_size: IntLike,
+    terms: IntLike | Sequence[IntLike] = 1,
     *,
     layout: LayoutLike | None = None,
     dtype: DTypeLike | None = None,
@@ -367,7 +368,7 @@ def torch_rnn(
 
 @builder
 def torch_mha_in_proj(
-    num_packed: int = 3, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
+    num_packed: IntLike = 3, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""torch ``nn.MultiheadAttention``'s in-projection: ``xavier_uniform_`` on the packed weight.
 
