@@ -310,6 +310,11 @@ def test_quickstart_runs():
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("kaiming_normal_ (64, 8, 3, 3): std ")
     assert lines[1].startswith("Conv kernel_init (3, 3, 8, 64): std ")
+    # both lines print our std and torch's: 4608 values put 5 standard errors of
+    # the std at 5 * sqrt(2 / (4 * 4608)) = 5.2% of it; the printed 3 decimals add 1%
+    for line in lines[:2]:
+        ours, theirs = map(float, re.search(r"std ([\d.]+) \(torch: ([\d.]+)\)", line).groups())
+        assert abs(ours / theirs - 1) < 0.065, line
     leaves = sorted(line.split()[0] for line in lines[2:])
     assert leaves == [
         "params/conv/bias",
