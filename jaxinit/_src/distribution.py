@@ -204,6 +204,10 @@ class Distribution:
 
 
 def _fmt(x: Any) -> str:
+    if isinstance(x, np.ndarray | np.generic) and x.ndim == 0:  # a value converted to a dtype
+        x = x.item() if isinstance(x.item(), bool | int | float | complex) else float(x)
+    if isinstance(x, complex):
+        return f"{x:.6g}"
     if isinstance(x, float | int | np.number):
         return f"{float(x):.6g}"
     return repr(x)

@@ -335,6 +335,10 @@ def init(
     >>> bool(abs(variables["params"]["layers_0"]["bias"]).max() <= 0.5)
     True
     """
+    if not isinstance(model, nn.Module):  # NNX: a module class or a function building one
+        from jaxinit._src.flax_nnx_init import nnx_init
+
+        return nnx_init(model, key, args, kwargs, rules=rules, strict=strict, unmatched=unmatched)
     rules_t = as_rules(rules)
     flat_in, in_tree = jax.tree_util.tree_flatten((args, kwargs))
     dynamic = [i for i, x in enumerate(flat_in) if isinstance(x, jax.Array | np.ndarray)]
