@@ -48,6 +48,10 @@ class Distribution:
     ``constant``    ``value``                      ``value``
     =============== ============================== ==================================
 
+    ``torch_embedding(padding_idx=...)`` is ``normal`` with a ``zero_row``
+    parameter (that row of the torch view is 0), so not iid; its ``mean``
+    and ``std`` are those of the other rows.
+
     The structured families describe a whole array: ``eye``, ``dirac``
     (``groups``), ``orthogonal`` (``gain``, ``rows``, ``cols``: every batch
     entry's ``rows x cols`` torch view is ``gain`` times a Haar-random
@@ -78,6 +82,9 @@ class Distribution:
         params = self.__dict__.get("params", {})
         if name in params:
             return params[name]
+        prop = getattr(type(self), name, None)
+        if isinstance(prop, property) and prop.fget is not None:
+            return prop.fget(self)  # a property that raised AttributeError: say its reason
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @property
@@ -85,7 +92,7 @@ class Distribution:
         """Whether the entries are independent and identically distributed."""
         if self.family == "uniform_sum":
             return np.ndim(self.params["terms"]) == 0
-        return self.family in _IID
+        return self.family in _IID and "zero_row" not in self.params
 
     @property
     def is_random(self) -> bool:
@@ -189,7 +196,8 @@ class Distribution:
                 return " + ".join([f"U({f(p['low'])}, {f(p['high'])})"] * int(terms))
             return f"sum of {tuple(np.unique(terms))} U({f(p['low'])}, {f(p['high'])}) by entry"
         if self.family == "normal":
-            return f"N(mean={f(p['mean'])}, std={f(p['std'])})"
+            zero_row = f", row {p['zero_row']} zero" if "zero_row" in p else ""
+            return f"N(mean={f(p['mean'])}, std={f(p['std'])}){zero_row}"
         if self.family == "trunc_normal":
             return f"TruncN(mean={f(p['mean'])}, std={f(p['std'])}, a={f(p['a'])}, b={f(p['b'])})"
         if self.family == "constant":

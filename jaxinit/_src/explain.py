@@ -133,11 +133,11 @@ class Explanation(Sequence[ExplainRow]):
                 return row
         raise KeyError(f"no floating-point leaf at {path!r}")
 
-    def table(self, max_width: int = 48) -> str:
+    def table(self, max_width: int = 60) -> str:
         """The rows as an aligned text table, then the unmatched leaves and unused rules.
 
         Args:
-          max_width: cells longer than this are cut, with ``...``.
+          max_width: cells longer than this are cut in the middle, at ``...``.
         """
         header = ("path", "shape", "dtype", "rule", "selector", "init", "distribution")
         cells = [header]
@@ -179,14 +179,21 @@ class Explanation(Sequence[ExplainRow]):
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+    """``text`` cut in the middle to ``width`` (the end of a selector is its parameter name)."""
+    if len(text) <= width:
+        return text
+    head = (width - 3) // 2
+    return text[:head] + "..." + text[len(text) - (width - 3 - head) :]
 
 
 def _name(cls: Any) -> str:
     if isinstance(cls, type):
         return cls.__name__
-    names = dict.fromkeys(c.__name__ for c in cls)  # Linen's and NNX's LayerNorm: once
-    return "(" + " | ".join(names) + ")" if len(names) > 1 else next(iter(names))
+    names = list(dict.fromkeys(c.__name__ for c in cls))  # Linen's and NNX's LayerNorm: once
+    if len(names) == 1:
+        return names[0]
+    shown = names if len(names) <= 3 else [*names[:2], f"+{len(names) - 2}"]
+    return "(" + " | ".join(shown) + ")"
 
 
 def describe_selector(selector: Any) -> str:
