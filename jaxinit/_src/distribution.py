@@ -238,8 +238,28 @@ def _log_ndtr_scalar(x: float) -> float:
     return -z2 / 2 - math.log(-x) - _LOG_2PI / 2 + math.log(series)
 
 
+_ERFC = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erfc; this is math.erfc per entry
+
+
 def _ndtr(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
+    return 0.5 * _ERFC(-np.asarray(x, np.float64) / math.sqrt(2.0)).astype(np.float64)
+
+
+def _log_ndtr(x: np.ndarray) -> np.ndarray:
+    """``_log_ndtr_scalar`` on an array."""
+    x = np.asarray(x, np.float64)
+    out = np.empty_like(x)
+    central = x > -20.0
+    with np.errstate(divide="ignore"):
+        out[central] = np.log(_ndtr(x[central]))
+    tail = x[~central]
+    z2 = tail * tail
+    series, term = np.ones_like(tail), np.ones_like(tail)
+    for k in range(1, 8):
+        term = term * (-(2 * k - 1) / z2)
+        series = series + term
+    out[~central] = -z2 / 2 - np.log(-tail) - _LOG_2PI / 2 + np.log(series)
+    return out
 
 
 def _log_diff(log_hi: float, log_lo: float) -> float:
@@ -283,10 +303,18 @@ def _trunc_normal_cdf(x: np.ndarray, mean: float, std: float, a: float, b: float
     z = np.clip(sign * (x - mean) / std, alpha, beta)
     log_lo = _log_ndtr_scalar(alpha) if not math.isinf(alpha) else -math.inf
     log_z = _log_diff(_log_ndtr_scalar(beta), log_lo)
-    log_zs = np.vectorize(_log_ndtr_scalar)(z)
-    mass = np.exp(
-        np.vectorize(lambda lz: _log_diff(lz, log_lo) if lz > log_lo else -math.inf)(log_zs) - log_z
-    )
+    log_zs = _log_ndtr(z)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) where z is at the lower bound
+        log_mass = (
+            log_zs
+            if log_lo == -math.inf
+            else np.where(
+                log_zs > log_lo,
+                log_zs + np.log(-np.expm1(np.minimum(log_lo - log_zs, 0.0))),
+                -np.inf,
+            )
+        )
+    mass = np.exp(log_mass - log_z)
     out = mass if sign > 0 else 1.0 - mass
     return np.clip(np.where(x < a, 0.0, np.where(x >= b, 1.0, out)), 0.0, 1.0)
 
