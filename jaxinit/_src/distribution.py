@@ -242,7 +242,7 @@ _ERFC = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erfc; this is math.erfc p
 
 
 def _ndtr(x: np.ndarray) -> np.ndarray:
-    return 0.5 * _ERFC(-np.asarray(x, np.float64) / math.sqrt(2.0)).astype(np.float64)
+    return 0.5 * np.asarray(_ERFC(-np.asarray(x, np.float64) / math.sqrt(2.0)), np.float64)
 
 
 def _log_ndtr(x: np.ndarray) -> np.ndarray:
