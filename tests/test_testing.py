@@ -130,11 +130,9 @@ def test_complex_draws_pass_and_fail():
 def test_structured_and_per_block_draws_pass():
     cases = [
         (jaxinit.torch_rnn(32, terms=(2, 2, 1)), (300, 96)),  # NNX GRUCell input bias blocks
-        (jaxinit.orthogonal(2.0), (4, 64, 48)),  # tall, batched below
-        (jaxinit.orthogonal(layout=jaxinit.Layout(1, 2, batch_axis=0)), (4, 32, 64)),
+        (jaxinit.orthogonal(2.0, layout=jaxinit.Layout(1, 2, batch_axis=0)), (4, 32, 64)),
         (jaxinit.flax.orthogonal(), (64, 256)),
         (jaxinit.sparse(0.9, std=3.0), (100, 1000)),
-        (jaxinit.dirac(2, layout="flax"), (3, 3, 8, 16)),
         (jaxinit.constant(0.1), (3, 3)),
         (jaxinit.zeros(), (5, 0)),  # no entries: nothing to check
     ]
@@ -244,10 +242,10 @@ def test_false_failure_rate_is_at_most_the_stated_one():
 
 
 def test_assert_tree_follows_generic():
-    rules = [("*/weight", jaxinit.orthogonal()), ("*/bias", jaxinit.torch_linear_bias(256))]
+    rules = [("*/weight", jaxinit.orthogonal()), ("*/bias", jaxinit.torch_linear_bias(128))]
     tree = {
-        "fc": {"weight": jnp.zeros((256, 512)), "bias": jnp.zeros(256)},
-        "out": {"weight": jnp.zeros((64, 256)), "bias": jnp.zeros(64), "scale": jnp.zeros(3)},
+        "fc": {"weight": jnp.zeros((64, 128)), "bias": jnp.zeros(64)},
+        "out": {"weight": jnp.zeros((32, 64)), "bias": jnp.zeros(32), "scale": jnp.zeros(3)},
     }
     tree = jaxinit.reinit(tree, rules, key=key(0))
     assert_tree_follows(tree, rules)
@@ -258,7 +256,7 @@ def test_assert_tree_follows_generic():
     with pytest.raises(
         AssertionError,
         match=r"1 leaf\(s\) do not follow their rule:\n  'fc/weight' \(rule 0, '\*/weight': "
-        r"orthogonal\(gain=1, 256x512\)\): the 256x512 torch view",
+        r"orthogonal\(gain=1, 64x128\)\): the 64x128 torch view",
     ):
         assert_tree_follows(bad, rules)
     with pytest.raises(AssertionError, match=r"'out/scale': matched by no rule"):
