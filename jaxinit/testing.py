@@ -1,5 +1,4 @@
-"""chex-style assertions for your own test suites: does an array (or a whole model) start as its
-initializers say?
+"""chex-style assertions for your test suites: does an array, or a whole model, start as it should?
 
 ``assert_follows(array, initializer_or_distribution)`` tests one array (a
 Kolmogorov-Smirnov and a variance test for the random families, exact checks
