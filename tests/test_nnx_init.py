@@ -44,16 +44,28 @@ def state_of(module: nnx.Module) -> dict[str, np.ndarray]:
     out = {}
     for path, value in nnx.to_flat_state(nnx.state(module)):
         value = value.get_value()
+        name = "/".join(map(str, path))
+        if not isinstance(value, jax.Array):
+            out[name] = value
+            continue
+        out[name + ":type"] = (type(value).__name__, str(jax.typeof(value)))  # weak types too
         if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
             value = jax.random.key_data(value)
-        out["/".join(map(str, path))] = np.asarray(value)
+        out[name] = np.asarray(value)
     return out
 
 
 def assert_same(a: nnx.Module, b: nnx.Module) -> None:
     sa, sb = state_of(a), state_of(b)
     assert sa.keys() == sb.keys()
-    differ = [p for p in sa if sa[p].dtype != sb[p].dtype or not np.array_equal(sa[p], sb[p])]
+    differ = [
+        p
+        for p in sa
+        if type(sa[p]) is not type(sb[p])
+        or (isinstance(sa[p], tuple) and sa[p] != sb[p])
+        or (hasattr(sa[p], "dtype") and sa[p].dtype != sb[p].dtype)
+        or not np.array_equal(sa[p], sb[p])
+    ]
     assert not differ, differ
     assert nnx.graphdef(a) == nnx.graphdef(b)
 
@@ -170,6 +182,23 @@ class Drop(nnx.Module):
     def __init__(self, width, *, rngs):
         self.fc = nnx.Linear(width, width, rngs=rngs)
         self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+
+def test_values_not_computed_by_jax_stay_what_they_are():
+    class Plain(nnx.Module):
+        def __init__(self, *, rngs):
+            self.fc = nnx.Linear(2, 3, rngs=rngs)
+            self.step = nnx.Variable(0)  # a Python int
+            self.table = nnx.Variable(np.arange(3.0))  # a numpy array
+
+    a = jaxinit.flax.init(Plain, KEY, rules=jaxinit.flax.TORCH_DEFAULTS)
+    b = jaxinit.flax.init(Plain, KEY, rules=jaxinit.flax.TORCH_DEFAULTS)
+    assert type(a.step.get_value()) is int and a.step.get_value() == 0
+    assert type(a.table.get_value()) is np.ndarray
+    assert a.table.get_value() is not b.table.get_value()  # each build has its own copy
+    assert_same(
+        a, jaxinit.flax.reinit(Plain(rngs=nnx.Rngs(KEY)), jaxinit.flax.TORCH_DEFAULTS, key=KEY)
+    )
 
 
 def test_dict_keys_factories_and_raw_keys():

@@ -22,6 +22,7 @@ constructor code and compiles nothing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ import jax
 import jax.extend
 from flax import nnx
 
-from jaxinit._src.core import check_key
+from jaxinit._src.core import check_key, is_traced
 from jaxinit._src.draw import draw_jobs
 from jaxinit._src.flax_tree import flax_layout, params_key
 from jaxinit._src.tree import Leaf, Owner, Unmatched, as_rules, key_name, make_leaves, plan
@@ -53,7 +54,8 @@ class TracedModule:
       graphdef, treedef: ``nnx.split``'s graph and the pytree structure of its state.
       leaves: one :class:`Leaf` per state leaf, in ``treedef`` order, with a
         ``jax.ShapeDtypeStruct`` as value.
-      jaxpr: computes every state leaf (``treedef`` order) from the key's leaves.
+      jaxpr: computes every traced state leaf (``treedef`` order) from the key's leaves.
+      static: the state leaves the constructor did not compute with jax, by index.
       rest: ``jaxpr`` cut down to a subset of its outputs, by subset.
     """
 
@@ -61,6 +63,7 @@ class TracedModule:
     treedef: Any
     leaves: list[Leaf]
     jaxpr: Any
+    static: dict[int, Any] = dataclasses.field(default_factory=dict)
     rest: dict[tuple[int, ...], Any] = dataclasses.field(default_factory=dict)
 
     def rest_values(self, indices: tuple[int, ...], key_leaves: Sequence[Any]) -> list[Any]:
@@ -70,12 +73,21 @@ class TracedModule:
         replaced defaults are never computed) and run op by op, as an eager
         ``Module(rngs=nnx.Rngs(key))`` runs: values equal the eager
         construction's bit for bit (one jitted program could round some
-        differently: XLA fuses across the ops).
+        differently: XLA fuses across the ops). A leaf the constructor did not
+        compute with jax is its own value (a numpy array copied).
         """
         pruned = self.rest.get(indices)
         if pruned is None:
-            pruned = self.rest[indices] = prune(self.jaxpr, indices)
-        return list(jax.extend.core.jaxpr_as_fun(pruned)(*key_leaves))
+            traced = [j for j in range(len(self.leaves)) if j not in self.static]
+            output = {j: n for n, j in enumerate(traced)}  # state leaf -> jaxpr output
+            keep = [output[i] for i in indices if i not in self.static]
+            pruned = self.rest[indices] = prune(self.jaxpr, keep)
+        # a constant output comes back as the jaxpr's literal: put it on a device, as eager does
+        values = iter(
+            x if isinstance(x, jax.Array) else jax.device_put(x)
+            for x in jax.extend.core.jaxpr_as_fun(pruned)(*key_leaves)
+        )
+        return [copy.copy(self.static[i]) if i in self.static else next(values) for i in indices]
 
 
 def prune(closed: Any, keep: Sequence[int]) -> Any:
@@ -154,12 +166,23 @@ def trace_nnx(
                 modules[tuple(str(p) for p in path)] = node
         captured.update(graphdef=graphdef, treedef=treedef, modules=modules)
         captured["paths"] = [_state_path(kp) for kp, _ in flat]
-        return [value for _, value in flat]
+        # A value the constructor did not compute with jax (a Python number, a numpy
+        # array) stays that object, as in an eager build; only traced values are outputs.
+        captured["static"] = {i: value for i, (_, value) in enumerate(flat) if not is_traced(value)}
+        return [value for _, value in flat if is_traced(value)]
 
     traced = jax.jit(build).trace(*(jax.ShapeDtypeStruct(*_abstract(k)) for k in key_leaves))
     paths: list[tuple[str, ...]] = captured["paths"]
     modules: dict[tuple[str, ...], Any] = captured["modules"]
-    values = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in traced.out_info]
+    static: dict[int, Any] = captured["static"]
+    outputs = iter(traced.out_info)
+    values = []
+    for i in range(len(paths)):
+        if i in static:
+            values.append(static[i])
+        else:
+            out = next(outputs)
+            values.append(jax.ShapeDtypeStruct(out.shape, out.dtype))
 
     def owners_of(i: int) -> tuple[Owner, ...]:
         path = paths[i]
@@ -174,6 +197,7 @@ def trace_nnx(
         captured["treedef"],
         make_leaves(paths, values, owners_of, flax_layout),
         traced.jaxpr,
+        static,
     )
     if cache_key is not None:
         if len(_TRACE_CACHE) >= _TRACE_CACHE_SIZE:
