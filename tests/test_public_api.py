@@ -151,8 +151,16 @@ def test_explain_testing_and_nnx_init_surface():
 
 def test_testing_is_lazy_and_imports_neither_flax_nor_scipy():
     code = (
-        "import sys, jaxinit; assert 'jaxinit.testing' not in sys.modules; "
-        "t = jaxinit.testing; import jaxinit.testing as u; assert t is u; "
-        "bad = [m for m in ('flax', 'scipy', 'torch') if m in sys.modules]; assert not bad, bad"
+        "import sys, jax, jax.numpy as jnp, jaxinit\n"
+        "assert 'jaxinit.testing' not in sys.modules\n"
+        "t = jaxinit.testing\n"
+        "import jaxinit.testing as u\n"
+        "assert t is u\n"
+        "rules = [('*', jaxinit.kaiming_uniform())]\n"
+        "tree = jaxinit.reinit({'w': jnp.zeros((64, 64))}, rules, key=jax.random.key(0))\n"
+        "t.assert_tree_follows(tree, rules)\n"
+        "t.assert_follows(tree['w'], jaxinit.kaiming_uniform())\n"
+        "bad = [m for m in ('flax', 'scipy', 'torch') if m in sys.modules]\n"
+        "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

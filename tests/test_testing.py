@@ -12,8 +12,6 @@ away, so it is caught with probability above 1 - 1e-20.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -72,7 +70,9 @@ def test_ks_pvalue_at_the_largest_sample_size():
 
 
 def _shape(scheme: records.Scheme) -> tuple[int, ...]:
-    return {"eye": (300, 256), "dirac": (64, 32, 3, 3)}.get(scheme.kind, (256, 400))
+    # orthogonal is checked exactly (its QR is the slow part): a small matrix will do
+    shapes = {"eye": (300, 256), "dirac": (64, 32, 3, 3), "orthogonal": (48, 96)}
+    return shapes.get(scheme.kind, (256, 400))
 
 
 @pytest.mark.parametrize("scheme", records.ALL, ids=lambda s: s.id)
@@ -86,17 +86,16 @@ def test_correct_draws_pass(scheme):
         assert_follows(flax_init(key(0), records.flax_shape(shape)), flax_init)
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 @pytest.mark.parametrize(
-    "init",
+    "init, dtype",
     [
-        jaxinit.kaiming_uniform(),
-        jaxinit.normal(0.5, 2.0),
-        jaxinit.trunc_normal(std=0.5),
-        jaxinit.torch_rnn(64, terms=2),
-        jaxinit.uniform(0.0, 1.0),
+        (jaxinit.kaiming_uniform(), jnp.bfloat16),
+        (jaxinit.normal(0.5, 2.0), jnp.float16),
+        (jaxinit.trunc_normal(std=0.5), jnp.bfloat16),
+        (jaxinit.torch_rnn(64, terms=2), jnp.float16),
+        (jaxinit.uniform(0.0, 1.0), jnp.bfloat16),  # coarse near 1: 2**-8 steps
     ],
-    ids=repr,
+    ids=lambda x: repr(x) if isinstance(x, jaxinit.Initializer) else None,
 )
 def test_16_bit_draws_pass(init, dtype):
     for seed in SEEDS[:2]:
@@ -130,8 +129,8 @@ def test_complex_draws_pass_and_fail():
 def test_structured_and_per_block_draws_pass():
     cases = [
         (jaxinit.torch_rnn(32, terms=(2, 2, 1)), (300, 96)),  # NNX GRUCell input bias blocks
-        (jaxinit.orthogonal(2.0, layout=jaxinit.Layout(1, 2, batch_axis=0)), (4, 32, 64)),
-        (jaxinit.flax.orthogonal(), (64, 256)),
+        (jaxinit.orthogonal(2.0, layout=jaxinit.Layout(1, 2, batch_axis=0)), (4, 16, 32)),
+        (jaxinit.flax.orthogonal(), (32, 64)),
         (jaxinit.sparse(0.9, std=3.0), (100, 1000)),
         (jaxinit.constant(0.1), (3, 3)),
         (jaxinit.zeros(), (5, 0)),  # no entries: nothing to check
@@ -139,7 +138,7 @@ def test_structured_and_per_block_draws_pass():
     for init, shape in cases:
         assert_follows(init(key(0), shape), init)
     bf16 = jaxinit.orthogonal(0.5)
-    assert_follows(bf16(key(0), (128, 256), jnp.bfloat16), bf16)
+    assert_follows(bf16(key(0), (32, 64), jnp.bfloat16), bf16)
 
 
 # ----------------------------------------------------------------------------
@@ -187,9 +186,9 @@ def test_exact_and_structured_failures_say_what_is_wrong():
         assert_follows(eye.at[0, 1].set(1.0), jaxinit.eye())
     with pytest.raises(AssertionError, match="differ from the constant const"):
         assert_follows(jnp.full((3,), 0.1 + 1e-7), jaxinit.constant(0.1))
-    q = jaxinit.orthogonal()(key(0), (64, 128))
+    q = jaxinit.orthogonal()(key(0), (32, 64))
     with pytest.raises(
-        AssertionError, match=r"64x128 torch view / gain 1 does not have orthonormal rows"
+        AssertionError, match=r"32x64 torch view / gain 1 does not have orthonormal rows"
     ):
         assert_follows(q * 1.05, jaxinit.orthogonal())
     conv = jaxinit.orthogonal()(key(0), (16, 8, 3, 3))  # rows: 16 out; cols: 8 in x 9
@@ -314,18 +313,6 @@ def test_assert_tree_follows_nnx():
     eager = Tiny(rngs=nnx.Rngs(0))  # Flax's defaults: lecun normal kernels, normal embedding
     with pytest.raises(AssertionError, match=r"(?s)'embed/embedding'.*padding row 0.*'fc/kernel'"):
         assert_tree_follows(eager, rules)
-
-
-def test_testing_does_not_import_flax():
-    code = (
-        "import sys, jax, jax.numpy as jnp, jaxinit, jaxinit.testing as t\n"
-        "rules = [('*', jaxinit.kaiming_uniform())]\n"
-        "tree = jaxinit.reinit({'w': jnp.zeros((64, 64))}, rules, key=jax.random.key(0))\n"
-        "t.assert_tree_follows(tree, rules)\n"
-        "t.assert_follows(tree['w'], jaxinit.kaiming_uniform())\n"
-        "assert 'flax' not in sys.modules, 'flax imported'\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # ----------------------------------------------------------------------------
