@@ -14,6 +14,15 @@ Cases:
   flax-eager     model.init(key, x), cold
   raw            jax.random.normal for as many values as the model has, jitted, cold
   reinit-donate  peak RSS of jaxinit.flax.reinit(variables, ..., donate=True) vs donate=False
+
+With --bert, a BERT-base-shaped NNX model instead (see _bert_model):
+
+    python benchmarks/whole_model.py --bert --json benchmarks/results_nnx_bert.json
+
+  bert-eager         Bert(rngs=nnx.Rngs(key)), cold (flax's own init, eager)
+  bert-eager-reinit  the same, then jaxinit.flax.reinit(model, TORCH_DEFAULTS, key=key)
+  bert-init          jaxinit.flax.init(Bert, key, rules=TORCH_DEFAULTS), cold, then warm
+  bert-phases        where bert-init's cold time goes (trace, plan, draws, the rest, merge)
 """
 
 from __future__ import annotations
@@ -116,6 +125,8 @@ class _Peak:
 
 def _case(name: str) -> dict:
     """Runs in the child process."""
+    if name.startswith("bert-"):
+        return _bert_case(name)
     out: dict = {"case": name}
     if name == "torch":
         import torch
@@ -209,9 +220,13 @@ def main() -> None:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--repeat", type=int, default=2, help="cold runs per case (min is kept)")
+    parser.add_argument("--bert", action="store_true", help="the NNX BERT-base cases instead")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(_case(args.case)))
+        return
+    if args.bert:
+        _bert_main(args)
         return
     results = {}
     for case in [
@@ -251,6 +266,158 @@ def main() -> None:
             f"(before {r['live_before_mb']:.0f} MiB); RSS {r['rss_before_mb']:.0f} -> "
             f"{r['peak_rss_mb']:.0f} MiB"
         )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+# ----------------------------------------------------------------------------
+# NNX: a BERT-base-shaped encoder, built by jaxinit.flax.init vs eagerly
+
+BERT_VOCAB, BERT_POSITIONS, BERT_TYPES = 30522, 512, 2
+BERT_WIDTH, BERT_DEPTH, BERT_HEADS, BERT_HIDDEN = 768, 12, 12, 3072
+
+
+def _bert_model():
+    """The BERT-base encoder's parameters (no task head): 109.5M, in NNX."""
+    from flax import nnx
+
+    class Layer(nnx.Module):
+        def __init__(self, rngs):
+            self.attention = nnx.MultiHeadAttention(BERT_HEADS, BERT_WIDTH, decode=False, rngs=rngs)
+            self.attention_norm = nnx.LayerNorm(BERT_WIDTH, rngs=rngs)
+            self.intermediate = nnx.Linear(BERT_WIDTH, BERT_HIDDEN, rngs=rngs)
+            self.output = nnx.Linear(BERT_HIDDEN, BERT_WIDTH, rngs=rngs)
+            self.output_norm = nnx.LayerNorm(BERT_WIDTH, rngs=rngs)
+            self.dropout = nnx.Dropout(0.1, rngs=rngs)
+
+    class Bert(nnx.Module):
+        def __init__(self, *, rngs):
+            self.word_embeddings = nnx.Embed(BERT_VOCAB, BERT_WIDTH, rngs=rngs)
+            self.position_embeddings = nnx.Embed(BERT_POSITIONS, BERT_WIDTH, rngs=rngs)
+            self.token_type_embeddings = nnx.Embed(BERT_TYPES, BERT_WIDTH, rngs=rngs)
+            self.embeddings_norm = nnx.LayerNorm(BERT_WIDTH, rngs=rngs)
+            self.dropout = nnx.Dropout(0.1, rngs=rngs)
+            self.layers = nnx.List([Layer(rngs) for _ in range(BERT_DEPTH)])
+            self.pooler = nnx.Linear(BERT_WIDTH, BERT_WIDTH, rngs=rngs)
+
+    return Bert
+
+
+def _bert_case(name: str) -> dict:
+    """One BERT case, in the child process."""
+    import jax
+    from flax import nnx
+
+    compiles: list[float] = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: (
+            compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None
+        )
+    )
+    import jaxinit
+    import jaxinit.flax
+
+    bert = _bert_model()
+    key = jax.random.key(0)
+    rules = jaxinit.flax.TORCH_DEFAULTS
+    out: dict = {"case": name}
+
+    def params(module) -> int:
+        return sum(v.size for v in jax.tree_util.tree_leaves(nnx.state(module, nnx.Param)))
+
+    if name in ("bert-eager", "bert-eager-reinit"):
+        t = time.perf_counter()
+        model = bert(rngs=nnx.Rngs(key))
+        jax.block_until_ready(nnx.state(model))
+        out["build_seconds"] = time.perf_counter() - t
+        if name == "bert-eager-reinit":
+            t2 = time.perf_counter()
+            jax.block_until_ready(nnx.state(jaxinit.flax.reinit(model, rules, key=key)))
+            out["reinit_seconds"] = time.perf_counter() - t2
+        out["seconds"] = time.perf_counter() - t
+        out["compiles"], out["compile_seconds"] = len(compiles), sum(compiles)
+        out["params"] = params(model)
+        return out
+    if name == "bert-init":
+        t = time.perf_counter()
+        model = jaxinit.flax.init(bert, key, rules=rules)
+        jax.block_until_ready(nnx.state(model))
+        out["seconds"] = time.perf_counter() - t
+        out["compiles"], out["compile_seconds"] = len(compiles), sum(compiles)
+        out["params"] = params(model)
+        del model  # freed before the warm call, as in the GPT cases
+        before = len(compiles)
+        t = time.perf_counter()
+        jax.block_until_ready(nnx.state(jaxinit.flax.init(bert, key, rules=rules)))
+        out["warm_seconds"] = time.perf_counter() - t
+        out["warm_compiles"] = len(compiles) - before
+        return out
+    if name == "bert-phases":
+        from jaxinit._src import draw, flax_nnx_init, tree
+
+        phases = {}
+        t = time.perf_counter()
+        traced = flax_nnx_init.trace_nnx(bert, key, (), {})
+        phases["trace"] = time.perf_counter() - t
+        t = time.perf_counter()
+        jobs = tree.plan(traced.leaves, tree.as_rules(rules), True, "keep", abstract_ok=True)
+        phases["plan"] = time.perf_counter() - t
+        before = sum(compiles)
+        t = time.perf_counter()
+        drawn = draw.draw_jobs(key, jobs, [leaf.value for leaf in traced.leaves])
+        jax.block_until_ready(drawn)
+        phases["draw"] = time.perf_counter() - t
+        phases["draw_compile"] = sum(compiles) - before
+        done = {job.index for job in jobs}
+        rest = tuple(i for i in range(len(traced.leaves)) if i not in done)
+        t = time.perf_counter()
+        rest_values = traced.rest_values(rest, [key])
+        jax.block_until_ready(rest_values)
+        phases["rest"] = time.perf_counter() - t
+        t = time.perf_counter()
+        values = [None] * len(traced.leaves)
+        for job, x in zip(jobs, drawn):
+            values[job.index] = x
+        for i, x in zip(rest, rest_values):
+            values[i] = x
+        nnx.merge(traced.graphdef, jax.tree_util.tree_unflatten(traced.treedef, values))
+        phases["merge"] = time.perf_counter() - t
+        out.update(phases, leaves=len(traced.leaves), drawn=len(jobs), rest_leaves=len(rest))
+        return out
+    raise SystemExit(f"unknown case {name}")
+
+
+def _bert_main(args) -> None:
+    """Each case in a fresh process, the cases interleaved round by round; the minimum is kept."""
+    cases = ("bert-eager", "bert-eager-reinit", "bert-init", "bert-phases")
+    runs: dict[str, list[dict]] = {case: [] for case in cases}
+    for _ in range(args.repeat):
+        for case in cases:
+            with open("/proc/loadavg") as f:
+                load = float(f.read().split()[0])
+            proc = subprocess.run(
+                [sys.executable, __file__, "--case", case],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[case].append({**json.loads(proc.stdout.strip().splitlines()[-1]), "load": load})
+            print(case, json.dumps(runs[case][-1]), flush=True)
+    results = {}
+    for case in cases:
+        key = "seconds" if case != "bert-phases" else "trace"
+        results[case] = min(runs[case], key=lambda r: r[key])
+        results[case]["runs"] = [r[key] for r in runs[case]]
+        if case == "bert-init":
+            results[case]["warm_seconds"] = min(r["warm_seconds"] for r in runs[case])
+    eager, init = results["bert-eager"]["seconds"], results["bert-init"]["seconds"]
+    print(
+        f"\njaxinit.flax.init cold / eager build: {init:.2f} s / {eager:.2f} s = "
+        f"{init / eager:.2f}x (goal <= 0.5x); eager build + reinit "
+        f"{results['bert-eager-reinit']['seconds']:.2f} s; warm init "
+        f"{results['bert-init']['warm_seconds']:.2f} s"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

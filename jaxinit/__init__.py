@@ -10,6 +10,9 @@ from typing import Any
 
 from jaxinit._src.core import Initializer as Initializer
 from jaxinit._src.distribution import Distribution as Distribution
+from jaxinit._src.explain import ExplainRow as ExplainRow
+from jaxinit._src.explain import Explanation as Explanation
+from jaxinit._src.explain import explain as explain
 from jaxinit._src.gain import calculate_gain as calculate_gain
 from jaxinit._src.inplace import constant_ as constant_
 from jaxinit._src.inplace import dirac_ as dirac_
@@ -60,6 +63,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Contextual",
     "Distribution",
+    "ExplainRow",
+    "Explanation",
     "FLAX",
     "Initializer",
     "Layout",
@@ -72,6 +77,7 @@ __all__ = [
     "constant_",
     "dirac",
     "dirac_",
+    "explain",
     "eye",
     "eye_",
     "kaiming_normal",
@@ -108,9 +114,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # ``jaxinit.flax`` imports flax, an optional extra: load it on first use.
-    if name == "flax":
+    # ``jaxinit.flax`` imports flax, an optional extra: load it on first use
+    # (``jaxinit.testing`` too: it is for test suites, not for model code).
+    if name in ("flax", "testing"):
         import importlib
 
-        return importlib.import_module("jaxinit.flax")
+        return importlib.import_module(f"jaxinit.{name}")
     raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")

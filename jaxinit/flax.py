@@ -5,6 +5,7 @@
 >>> layer = nn.Dense(128, kernel_init=jaxinit.flax.kaiming_normal(mode="fan_out"))
 """
 
+from jaxinit._src.flax_explain import explain as explain
 from jaxinit._src.flax_rules import TORCH_DEFAULTS as TORCH_DEFAULTS
 from jaxinit._src.flax_tree import init as init
 from jaxinit._src.flax_tree import reinit as reinit
@@ -51,6 +52,7 @@ __all__ = [
     "constant_",
     "dirac",
     "dirac_",
+    "explain",
     "eye",
     "eye_",
     "init",

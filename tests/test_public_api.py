@@ -12,6 +12,7 @@ import pytest
 import jaxinit
 import jaxinit.flax
 import jaxinit.port
+import jaxinit.testing
 from tests.records import SCHEME_NAMES
 
 SCHEMES = list(SCHEME_NAMES)
@@ -34,7 +35,9 @@ def _public(module: types.ModuleType) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", [jaxinit, jaxinit.flax, jaxinit.port], ids=["jaxinit", "jaxinit.flax", "jaxinit.port"]
+    "module",
+    [jaxinit, jaxinit.flax, jaxinit.port, jaxinit.testing],
+    ids=["jaxinit", "jaxinit.flax", "jaxinit.port", "jaxinit.testing"],
 )
 def test_all_is_sorted_and_exactly_the_public_surface(module):
     assert list(module.__all__) == sorted(module.__all__)
@@ -117,9 +120,47 @@ def test_port_surface_and_lazy_torch():
 
 
 def test_public_modules_only_reexport():
-    for module in (jaxinit, jaxinit.flax, jaxinit.port):
+    for module in (jaxinit, jaxinit.flax, jaxinit.port, jaxinit.testing):
         for name in module.__all__:
             obj = getattr(module, name)
             origin = getattr(obj, "__module__", None) or ""
             if callable(obj) and not isinstance(obj, type):
                 assert origin.startswith("jaxinit"), (name, origin)
+
+
+def test_explain_testing_and_nnx_init_surface():
+    assert {"explain", "Explanation", "ExplainRow", "Distribution"} <= set(jaxinit.__all__)
+    assert "explain" in jaxinit.flax.__all__
+    assert jaxinit.testing.__all__ == ["assert_follows", "assert_tree_follows", "ks_pvalue"]
+    params = inspect.signature(jaxinit.explain).parameters
+    assert list(params) == ["tree", "rules", "layout"] and params["layout"].default == "torch"
+    params = inspect.signature(jaxinit.flax.explain).parameters
+    assert list(params)[:3] == ["target", "rules", "args"] and params["key"].default is None
+    params = inspect.signature(jaxinit.testing.assert_follows).parameters
+    assert list(params)[:2] == ["array", "initializer_or_distribution"]
+    assert params["layout"].default is None and params["false_failure"].default == 1e-6
+    assert all(
+        params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in ("layout", "false_failure")
+    )
+    params = inspect.signature(jaxinit.testing.assert_tree_follows).parameters
+    assert params["key"].default is None and params["false_failure"].default == 1e-6
+    for fn in (jaxinit.reinit, jaxinit.flax.reinit, jaxinit.flax.init):
+        assert inspect.signature(fn).parameters["unmatched"].default == "keep"
+    assert "padding_idx" in inspect.signature(jaxinit.torch_embedding).parameters
+
+
+def test_testing_is_lazy_and_imports_neither_flax_nor_scipy():
+    code = (
+        "import sys, jax, jax.numpy as jnp, jaxinit\n"
+        "assert 'jaxinit.testing' not in sys.modules\n"
+        "t = jaxinit.testing\n"
+        "import jaxinit.testing as u\n"
+        "assert t is u\n"
+        "rules = [('*', jaxinit.kaiming_uniform())]\n"
+        "tree = jaxinit.reinit({'w': jnp.zeros((64, 64))}, rules, key=jax.random.key(0))\n"
+        "t.assert_tree_follows(tree, rules)\n"
+        "t.assert_follows(tree['w'], jaxinit.kaiming_uniform())\n"
+        "bad = [m for m in ('flax', 'scipy', 'torch') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -48,6 +48,10 @@ class Distribution:
     ``constant``    ``value``                      ``value``
     =============== ============================== ==================================
 
+    ``torch_embedding(padding_idx=...)`` is ``normal`` with a ``zero_row``
+    parameter (that row of the torch view is 0), so not iid; its ``mean``
+    and ``std`` are those of the other rows.
+
     The structured families describe a whole array: ``eye``, ``dirac``
     (``groups``), ``orthogonal`` (``gain``, ``rows``, ``cols``: every batch
     entry's ``rows x cols`` torch view is ``gain`` times a Haar-random
@@ -78,6 +82,9 @@ class Distribution:
         params = self.__dict__.get("params", {})
         if name in params:
             return params[name]
+        prop = getattr(type(self), name, None)
+        if isinstance(prop, property) and prop.fget is not None:
+            return prop.fget(self)  # a property that raised AttributeError: say its reason
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @property
@@ -85,7 +92,7 @@ class Distribution:
         """Whether the entries are independent and identically distributed."""
         if self.family == "uniform_sum":
             return np.ndim(self.params["terms"]) == 0
-        return self.family in _IID
+        return self.family in _IID and "zero_row" not in self.params
 
     @property
     def is_random(self) -> bool:
@@ -189,7 +196,8 @@ class Distribution:
                 return " + ".join([f"U({f(p['low'])}, {f(p['high'])})"] * int(terms))
             return f"sum of {tuple(np.unique(terms))} U({f(p['low'])}, {f(p['high'])}) by entry"
         if self.family == "normal":
-            return f"N(mean={f(p['mean'])}, std={f(p['std'])})"
+            zero_row = f", row {p['zero_row']} zero" if "zero_row" in p else ""
+            return f"N(mean={f(p['mean'])}, std={f(p['std'])}){zero_row}"
         if self.family == "trunc_normal":
             return f"TruncN(mean={f(p['mean'])}, std={f(p['std'])}, a={f(p['a'])}, b={f(p['b'])})"
         if self.family == "constant":
@@ -204,6 +212,10 @@ class Distribution:
 
 
 def _fmt(x: Any) -> str:
+    if isinstance(x, np.ndarray | np.generic) and x.ndim == 0:  # a value converted to a dtype
+        x = x.item() if isinstance(x.item(), bool | int | float | complex) else float(x)
+    if isinstance(x, complex):
+        return f"{x:.6g}"
     if isinstance(x, float | int | np.number):
         return f"{float(x):.6g}"
     return repr(x)
@@ -226,8 +238,28 @@ def _log_ndtr_scalar(x: float) -> float:
     return -z2 / 2 - math.log(-x) - _LOG_2PI / 2 + math.log(series)
 
 
+_ERFC = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erfc; this is math.erfc per entry
+
+
 def _ndtr(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
+    return 0.5 * np.asarray(_ERFC(-np.asarray(x, np.float64) / math.sqrt(2.0)), np.float64)
+
+
+def _log_ndtr(x: np.ndarray) -> np.ndarray:
+    """``_log_ndtr_scalar`` on an array."""
+    x = np.asarray(x, np.float64)
+    out = np.empty_like(x)
+    central = x > -20.0
+    with np.errstate(divide="ignore"):
+        out[central] = np.log(_ndtr(x[central]))
+    tail = x[~central]
+    z2 = tail * tail
+    series, term = np.ones_like(tail), np.ones_like(tail)
+    for k in range(1, 8):
+        term = term * (-(2 * k - 1) / z2)
+        series = series + term
+    out[~central] = -z2 / 2 - np.log(-tail) - _LOG_2PI / 2 + np.log(series)
+    return out
 
 
 def _log_diff(log_hi: float, log_lo: float) -> float:
@@ -271,10 +303,18 @@ def _trunc_normal_cdf(x: np.ndarray, mean: float, std: float, a: float, b: float
     z = np.clip(sign * (x - mean) / std, alpha, beta)
     log_lo = _log_ndtr_scalar(alpha) if not math.isinf(alpha) else -math.inf
     log_z = _log_diff(_log_ndtr_scalar(beta), log_lo)
-    log_zs = np.vectorize(_log_ndtr_scalar)(z)
-    mass = np.exp(
-        np.vectorize(lambda lz: _log_diff(lz, log_lo) if lz > log_lo else -math.inf)(log_zs) - log_z
-    )
+    log_zs = _log_ndtr(z)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) where z is at the lower bound
+        log_mass = (
+            log_zs
+            if log_lo == -math.inf
+            else np.where(
+                log_zs > log_lo,
+                log_zs + np.log(-np.expm1(np.minimum(log_lo - log_zs, 0.0))),
+                -np.inf,
+            )
+        )
+    mass = np.exp(log_mass - log_z)
     out = mass if sign > 0 else 1.0 - mass
     return np.clip(np.where(x < a, 0.0, np.where(x >= b, 1.0, out)), 0.0, 1.0)
 

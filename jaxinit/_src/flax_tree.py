@@ -314,19 +314,34 @@ def init(
     The result equals ``jaxinit.flax.reinit(model.init(key, *args), rules,
     key=key, model=model, args=args)`` bit for bit.
 
+    **NNX.** ``init(ModuleClass_or_factory, key, *ctor_args, rules=...,
+    **ctor_kwargs)`` builds ``ModuleClass(*ctor_args, rngs=nnx.Rngs(key),
+    **ctor_kwargs)`` (``nnx.Rngs(**key)`` for a dict of keys) without drawing
+    the defaults the rules replace: the constructor is traced abstractly once
+    (cached per class, arguments and key type), the selected leaves are drawn
+    by the cached kernels, and only what no rule selects (RNG streams,
+    unmatched parameters, batch statistics) is computed, by the constructor's
+    own operations cut down to those leaves and run eagerly. The module
+    equals ``jaxinit.flax.reinit(ModuleClass(*ctor_args,
+    rngs=nnx.Rngs(key)), rules, key=key)`` bit for bit, RNG state included.
+    The constructor must be traceable (as under ``nnx.eval_shape``).
+
     Args:
-      model: a Linen module.
+      model: a Linen module; or an NNX module class, or a function taking the
+        constructor's arguments and ``rngs=`` and returning an NNX module.
       key: a PRNG key, or a dict of keys as ``model.init`` takes
-        (``{"params": k1, "dropout": k2}``); the rules use ``key["params"]``.
-      *args: ``model.init``'s inputs.
+        (``{"params": k1, "dropout": k2}``; for NNX the streams of
+        ``nnx.Rngs``); the rules use ``key["params"]``.
+      *args: ``model.init``'s inputs, or the NNX constructor's arguments.
       rules: the rules, e.g. ``jaxinit.flax.TORCH_DEFAULTS``.
       strict: if ``True``, a non-optional rule that matches nothing is an error.
       unmatched: ``"keep"`` (default: Flax's own init for leaves no rule
         selects) or ``"error"``.
-      **kwargs: ``model.init``'s keyword arguments (``method=``, ``train=``...).
+      **kwargs: ``model.init``'s keyword arguments (``method=``, ``train=``...),
+        or the NNX constructor's (not ``rngs``: it comes from ``key``).
 
     Returns:
-      The variables dict.
+      The variables dict (Linen), or the new NNX module.
 
     >>> import jax, jax.numpy as jnp, flax.linen as nn, jaxinit
     >>> model = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(2)])
@@ -334,7 +349,16 @@ def init(
     ...                               rules=jaxinit.flax.TORCH_DEFAULTS)
     >>> bool(abs(variables["params"]["layers_0"]["bias"]).max() <= 0.5)
     True
+    >>> from flax import nnx
+    >>> layer = jaxinit.flax.init(nnx.Linear, jax.random.key(0), 4, 8,
+    ...                           rules=jaxinit.flax.TORCH_DEFAULTS)
+    >>> bool(abs(layer.bias[...]).max() <= 0.5)
+    True
     """
+    if not isinstance(model, nn.Module):  # NNX: a module class or a function building one
+        from jaxinit._src.flax_nnx_init import nnx_init
+
+        return nnx_init(model, key, args, kwargs, rules=rules, strict=strict, unmatched=unmatched)
     rules_t = as_rules(rules)
     flat_in, in_tree = jax.tree_util.tree_flatten((args, kwargs))
     dynamic = [i for i, x in enumerate(flat_in) if isinstance(x, jax.Array | np.ndarray)]
