@@ -363,3 +363,31 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_ci_workflow_runs_ci_run():
     workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
     assert re.search(r"^\s*run: bash \.ci/run\s*$", workflow, re.MULTILINE)
+
+
+def test_readme_explain_table_is_what_explain_prints():
+    """The README's ``explain`` table is the real output for the model it describes."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class Net(nn.Module):  # "a Conv-BatchNorm-Dense net"
+        @nn.compact
+        def __call__(self, x):
+            x = nn.Conv(8, (3, 3), name="conv")(x)
+            x = nn.BatchNorm(use_running_average=True, name="bn")(x)
+            return nn.Dense(10, name="head")(x.mean((1, 2)))
+
+    rules = [
+        ("*conv*/kernel", jaxinit.kaiming_normal(mode="fan_out")),
+        ("*bn*/scale", jaxinit.ones()),
+        ("*/bias", jaxinit.zeros()),
+    ]
+    printed = str(jaxinit.flax.explain(Net(), rules, jnp.ones((1, 16, 16, 3))))
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(">>> print(jaxinit.flax.explain(model, rules, x))")[1]
+    block = block.split("\n", 1)[1].split("```")[0].rstrip("\n")
+    assert block == printed
+    # kaiming_normal(mode="fan_out") on a 3x3 conv with 8 outputs: std sqrt(2 / (8 * 9))
+    assert jaxinit.flax.explain(Net(), rules, jnp.ones((1, 16, 16, 3))).row(
+        "params/conv/kernel"
+    ).distribution.std == pytest.approx((2 / 72) ** 0.5)

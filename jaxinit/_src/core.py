@@ -364,9 +364,15 @@ class Initializer:
     layout_map: tuple[tuple[Layout, Layout], ...] = dataclasses.field(default=(), repr=False)
 
     def __repr__(self) -> str:
-        args = [f"{k}={v!r}" for k, v in self.hyperparams.items()]
+        defaults = BUILDER_DEFAULTS.get(self.name, {})
+        args = [
+            f"{k}={v!r}"
+            for k, v in self.hyperparams.items()
+            if not (k in defaults and _same_value(v, defaults[k]))
+        ]
         if self.layout is not None:
-            args.append(f"layout={self.layout!r}")
+            named = {TORCH: "torch", FLAX: "flax"}.get(self.layout)
+            args.append(f"layout={named!r}" if named else f"layout={self.layout!r}")
         return f"{self.namespace}.{self.name}({', '.join(args)})"
 
     @property
@@ -520,6 +526,20 @@ def _is_array(x: Any) -> bool:
     return hasattr(x, "dtype") and isinstance(shape, tuple) and len(shape) >= 1
 
 
+BUILDER_DEFAULTS: dict[str, dict[str, Any]] = {}
+"""Each builder's keyword defaults, so that reprs show only what was chosen."""
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    """Whether a hyperparameter equals its builder's default (plain Python values only)."""
+    plain = (int, float, str, type(None), tuple)
+    if not (isinstance(value, plain) and isinstance(default, plain)):
+        return False  # arrays, traced values: always shown
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    return bool(value == default)
+
+
 def builder(fn: Callable[P, Initializer]) -> Callable[P, Initializer]:
     """Marks a builder: clear errors when it is used as an initializer or given an array.
 
@@ -533,6 +553,11 @@ def builder(fn: Callable[P, Initializer]) -> Callable[P, Initializer]:
         return fn(*args, **kwargs)
 
     wrapped.jaxinit_builder = f"jaxinit.{fn.__name__}"  # type: ignore[attr-defined]
+    BUILDER_DEFAULTS[fn.__name__] = {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
     return wrapped
 
 
