@@ -1,12 +1,22 @@
-"""Drawing the leaves the rules selected: cached kernels, every check before any change.
+"""Drawing the leaves the rules selected: few cached programs, every check before any change.
 
-Each leaf is drawn by its scheme's kernel, jitted with the shape static and
-the hyperparameters and the path hash traced, so a model of twelve identical
-blocks compiles each distinct (scheme, shape) once, and a later model with
-the same shapes compiles nothing. (One XLA program returning every leaf
-would compile one output fusion per leaf: on CPU that costs about as much as
-the sampling itself.) Inside a caller's ``jit`` the same calls simply become
-part of the caller's program.
+A leaf is drawn one of two ways:
+
+* **flat** (:mod:`jaxinit._src.flat`): a leaf of an elementwise family
+  (uniform, normal, trunc_normal, the fills) under a concrete threefry key,
+  not placed by a ``NamedSharding``, is drawn by one 1-D program per
+  (family, element count, dtype), small leaves pooled, with its key folded in
+  on the host (:mod:`jaxinit._src.keys`), and reshaped. A GPT-2-small-shaped
+  model of 197 leaves compiles 6 sampling programs this way.
+* **per leaf**: any other leaf by its scheme's kernel, jitted with the shape
+  static and the hyperparameters and the path hash traced: structured
+  schemes, sharded leaves (drawn straight into their sharding), other PRNG
+  implementations, foreign callables, and everything inside a caller's
+  ``jit`` (where the calls simply become part of the caller's program).
+
+Either way a program compiles once per signature and is cached across calls
+and models. (One XLA program returning every leaf would compile one output
+fusion per leaf: on CPU that costs about as much as the sampling itself.)
 
 Order of work, so that a failure leaves the target untouched: every job is
 validated first (a jaxinit initializer checks shape and dtype when bound;
@@ -18,16 +28,23 @@ old buffer is deleted; only then are arrays drawn.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 from jaxinit._src.core import Initializer, check_key, is_traced, kernel_sharding, place
+from jaxinit._src.flat import ELEMENTWISE, Program, fit, size_buckets
+from jaxinit._src.keys import fold_in_words, key_impl
 from jaxinit._src.tree import Job, stable_hash
 
 __all__ = ["draw_jobs"]
+
+# Whether eligible leaves are drawn flat (tests and benchmarks turn it off to
+# compare with the per-leaf path, which defines the values).
+FLAT = True
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "shape", "dtype", "layout", "out_sharding"))
@@ -53,6 +70,8 @@ class _Drawer:
         self.init = init
         self.statics: dict[str, Any] | None = None
         self.params: tuple[Any, ...] = ()
+        # (program, key words) once planned flat by _plan_flat
+        self.flat: tuple[Program, Any] | None = None
         if isinstance(init, Initializer):
             if all(d > 0 for d in job.shape):
                 fn, self.params, layout = init.bind(job.shape, job.dtype)  # validates
@@ -81,13 +100,36 @@ class _Drawer:
             return init(jax.random.fold_in(key, self.hash), job.shape, job.dtype)
         return _draw_callable(key, self.hash, init=init, shape=job.shape, dtype=job.dtype)
 
+    @property
+    def elementwise(self) -> bool:
+        """Whether this leaf can be drawn flat: an elementwise family, unsharded, nothing traced."""
+        return (
+            self.statics is not None
+            and self.statics["out_sharding"] is None
+            and any(self.init.family is f for f in ELEMENTWISE)
+            and not any(is_traced(p) for p in self.params)
+        )
+
     def compile(self, key: jax.Array, done: set[Any]) -> None:
-        """Compiles this job's executable (once per signature) without running it."""
+        """Compiles this job's executables (once per signature) without running them."""
         if self.statics is None or is_traced(key):
+            return
+        types = tuple(jax.typeof(p) for p in self.params)
+        if self.flat is not None:
+            program, words = self.flat
+            if (program, types) not in done:
+                done.add((program, types))
+                program.lower(words, self.params).compile()
+            flat = jax.ShapeDtypeStruct((program.size,), self.job.dtype)
+            if (flat, self.job.shape) not in done:
+                done.add((flat, self.job.shape))
+                lowered = fit(flat, self.job.shape, lower=True)
+                if lowered is not None:
+                    lowered.compile()
             return
         signature = (
             tuple(sorted(self.statics.items(), key=lambda kv: kv[0])),
-            tuple(jax.typeof(p) for p in self.params),
+            types,
             self.init.is_random,
         )
         if signature in done:
@@ -101,7 +143,10 @@ class _Drawer:
 
     def __call__(self, key: jax.Array) -> jax.Array:
         job = self.job
-        if self.statics is not None:
+        if self.flat is not None:
+            program, words = self.flat
+            out = fit(program(words, self.params), job.shape)
+        elif self.statics is not None:
             if self.init.is_random:
                 out = _draw_leaf(key, self.hash, *self.params, **self.statics)
             else:
@@ -117,6 +162,32 @@ class _Drawer:
         else:
             out = self._foreign(key)
         return place(out, job.sharding)
+
+
+def _plan_flat(drawers: Sequence[_Drawer], key: jax.Array) -> None:
+    """Assigns a flat program (and its key words) to every drawer that can be drawn flat."""
+    if not FLAT or is_traced(key):
+        return
+    candidates = [d for d in drawers if d.elementwise]
+    random = [d for d in candidates if d.init.is_random]
+    words = fold_in_words(key, [int(d.hash) for d in random]) if random else None
+    if words is None:  # not a threefry key: its random leaves stay on the per-leaf path
+        candidates = [d for d in candidates if not d.init.is_random]
+    leaf_words = dict(zip(map(id, random), words)) if words is not None else {}
+    impl = key_impl(key)
+    partitionable = bool(jax.config.jax_threefry_partitionable)  # type: ignore[attr-defined]
+    groups: dict[tuple[Any, np.dtype], list[_Drawer]] = {}
+    for d in candidates:
+        groups.setdefault((d.init.family.kernel, d.job.dtype), []).append(d)
+    for (fn, dtype), members in groups.items():
+        random_group = members[0].init.is_random
+        sizes = [math.prod(d.job.shape) for d in members]
+        # Pooling saves a sampling program per small size; a fill compiles about
+        # as fast as the cut that pooling would need instead.
+        buckets = size_buckets(sizes, pool=partitionable and random_group)
+        for d, n in zip(members, sizes):
+            program = Program(fn, buckets[n], dtype, impl, random_group)
+            d.flat = (program, leaf_words.get(id(d)))
 
 
 def _buffers(x: jax.Array) -> set[int]:
@@ -160,18 +231,19 @@ def draw_jobs(
         rule and the path; nothing has been drawn or deleted then.
     """
     check_key("reinit", key)
-    drawers: list[Callable[[jax.Array], jax.Array]] = []
+    drawers: list[_Drawer] = []
     for job in jobs:
         try:
             drawers.append(_Drawer(job, key))
         except Exception as e:
             e.add_note(f"in {job.rule_desc} on {job.path!r}; the target was left untouched")
             raise
+    _plan_flat(drawers, key)
     deletable = _donatable(values, jobs) if donate else [False] * len(jobs)
     if any(deletable):
         done: set[Any] = set()
         for drawer in drawers:
-            drawer.compile(key, done)  # type: ignore[attr-defined]
+            drawer.compile(key, done)
     out = []
     for job, drawer, delete in zip(jobs, drawers, deletable):
         old = values[job.index]
