@@ -216,7 +216,7 @@ def _donatable(values: Sequence[Any], jobs: Sequence[Job]) -> list[bool]:
 def draw_jobs(
     key: jax.Array, jobs: Sequence[Job], values: Sequence[Any], donate: bool = False
 ) -> list[jax.Array]:
-    """Draws every job's array, in job order.
+    """Draws every job's array; returns them in job order.
 
     Args:
       key: the base key.
@@ -244,10 +244,28 @@ def draw_jobs(
         done: set[Any] = set()
         for drawer in drawers:
             drawer.compile(key, done)
-    out = []
-    for job, drawer, delete in zip(jobs, drawers, deletable):
-        old = values[job.index]
-        if delete and not old.is_deleted():
+    out: list[Any] = [None] * len(jobs)
+    for i in _draw_order(drawers):
+        old = values[jobs[i].index]
+        if deletable[i] and not old.is_deleted():
             old.delete()
-        out.append(drawer(key))
+        out[i] = drawers[i](key)
     return out
+
+
+def _draw_order(drawers: Sequence[_Drawer]) -> list[int]:
+    """The order to draw in: the programs with the most values to draw first.
+
+    Dispatch is asynchronous: while the biggest draws run, the next programs
+    compile, so the sampling queue stays full and a core is idle only while
+    the first program compiles. The leaves of one flat program go together,
+    in job order; every other leaf is a unit of its own.
+    """
+    units: dict[Any, list[int]] = {}
+    for i, d in enumerate(drawers):
+        units.setdefault(d.flat[0] if d.flat is not None else i, []).append(i)
+    size = {
+        u: sum(math.prod(drawers[i].job.shape) for i in members) for u, members in units.items()
+    }
+    ordered = sorted(units, key=lambda u: -size[u])  # stable: ties keep job order
+    return [i for u in ordered for i in units[u]]
