@@ -345,7 +345,7 @@ _COUNT = textwrap.dedent(
     model, tokens, key = gpt(jnp.float32), jnp.zeros((1, 8), jnp.int32), jax.random.key(0)
     jax.block_until_ready((tokens, key))
     rules = jaxinit.flax.TORCH_DEFAULTS
-    with jax.log_compiles(True):
+    with jax.log_compiles(True):  # (the worker thread compiling the programs logs too)
         before = len(names)
         jax.block_until_ready(jaxinit.flax.init(model, key, tokens, rules=rules))
         first = names[before:]

@@ -22,14 +22,17 @@ Order of work, so that a failure leaves the target untouched: every job is
 validated first (a jaxinit initializer checks shape and dtype when bound;
 another callable is traced abstractly and must give the leaf's shape and
 dtype); with donation, every executable is also compiled before the first
-old buffer is deleted; only then are arrays drawn.
+old buffer is deleted; only then are arrays drawn. Without donation the flat
+programs compile on a worker thread while the draws run, the programs with
+the most values to draw first (:func:`_draw_order`, :func:`_compile_ahead`).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -110,36 +113,42 @@ class _Drawer:
             and not any(is_traced(p) for p in self.params)
         )
 
-    def compile(self, key: jax.Array, done: set[Any]) -> None:
-        """Compiles this job's executables (once per signature) without running them."""
+    def programs(self, key: jax.Array) -> list[tuple[Any, Callable[[], Any]]]:
+        """This job's executables: ``(signature, lower)`` pairs, ``lower()`` giving the lowered program.
+
+        ``lower()`` returns ``None`` where no program is needed (a flat draw
+        already in its shape). Nothing is listed without a compiled kernel
+        (zero-element and foreign leaves) or under a traced key.
+        """
         if self.statics is None or is_traced(key):
-            return
+            return []
         types = tuple(jax.typeof(p) for p in self.params)
         if self.flat is not None:
             program, words = self.flat
-            if (program, types) not in done:
-                done.add((program, types))
-                program.lower(words, self.params).compile()
             flat = jax.ShapeDtypeStruct((program.size,), self.job.dtype)
-            if (flat, self.job.shape) not in done:
-                done.add((flat, self.job.shape))
-                lowered = fit(flat, self.job.shape, lower=True)
-                if lowered is not None:
-                    lowered.compile()
-            return
+            return [
+                ((program, types), lambda: program.lower(words, self.params)),
+                ((flat, self.job.shape), lambda: fit(flat, self.job.shape, lower=True)),
+            ]
         signature = (
             tuple(sorted(self.statics.items(), key=lambda kv: kv[0])),
             types,
             self.init.is_random,
         )
-        if signature in done:
-            return
-        done.add(signature)
+        statics = self.statics
         if self.init.is_random:
-            _draw_leaf.lower(key, self.hash, *self.params, **self.statics).compile()
-        else:
-            statics = {k: v for k, v in self.statics.items() if k != "fn"}
-            self.statics["fn"].lower(None, *self.params, **statics).compile()
+            return [(signature, lambda: _draw_leaf.lower(key, self.hash, *self.params, **statics))]
+        kernel_statics = {k: v for k, v in statics.items() if k != "fn"}
+        return [(signature, lambda: statics["fn"].lower(None, *self.params, **kernel_statics))]
+
+    def compile(self, key: jax.Array, done: set[Any]) -> None:
+        """Compiles this job's executables (once per signature) without running them."""
+        for signature, lower in self.programs(key):
+            if signature not in done:
+                done.add(signature)
+                lowered = lower()
+                if lowered is not None:
+                    lowered.compile()
 
     def __call__(self, key: jax.Array) -> jax.Array:
         job = self.job
@@ -240,17 +249,72 @@ def draw_jobs(
             raise
     _plan_flat(drawers, key)
     deletable = _donatable(values, jobs) if donate else [False] * len(jobs)
+    order = _draw_order(drawers)
     if any(deletable):
         done: set[Any] = set()
         for drawer in drawers:
             drawer.compile(key, done)
     out: list[Any] = [None] * len(jobs)
-    for i in _draw_order(drawers):
-        old = values[jobs[i].index]
-        if deletable[i] and not old.is_deleted():
-            old.delete()
-        out[i] = drawers[i](key)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxinit-compile") as pool:
+        pending = {} if any(deletable) else _compile_ahead(drawers, order, key, pool)
+        for i in order:
+            for future in pending.get(i, ()):
+                future.result()  # compiled by now (or its error raised here)
+            old = values[jobs[i].index]
+            if deletable[i] and not old.is_deleted():
+                old.delete()
+            out[i] = drawers[i](key)
     return out
+
+
+# Flat programs (and reshapes) this process has compiled: not compiled ahead again.
+_COMPILED: set[Any] = set()
+
+
+def _compile_ahead(
+    drawers: Sequence[_Drawer],
+    order: Sequence[int],
+    key: jax.Array,
+    pool: concurrent.futures.Executor,
+) -> dict[int, list[concurrent.futures.Future]]:
+    """Starts compiling the flat programs in the background, in draw order.
+
+    Returns, per drawer, the compiles to wait for before drawing it.
+
+    The CPU client runs at most 32 programs at a time: past that, a dispatch
+    waits for a running one to finish, and the main thread would compile the
+    next program only once the queue drains. Compiling on a worker thread
+    overlaps the compiles with the sampling. Each program is lowered here, on
+    the calling thread (lowering reads jax's thread-local configuration, the
+    caller's ``enable_x64`` or ``threefry_partitionable`` context), and
+    compiled there (under the caller's ``log_compiles`` setting); the draws
+    then find it in jax's cache. (Should jax have dropped one from its cache
+    since, the draw compiles it again, on the calling thread.)
+    """
+    log = bool(jax.config.jax_log_compiles)  # type: ignore[attr-defined]
+    started: dict[Any, concurrent.futures.Future] = {}
+    waits: dict[int, list[concurrent.futures.Future]] = {}
+    for i in order:
+        if drawers[i].flat is None:
+            continue
+        for signature, lower in drawers[i].programs(key):
+            if signature in _COMPILED:
+                continue
+            if signature not in started:
+                lowered = lower()
+                if lowered is None:
+                    _COMPILED.add(signature)
+                    continue
+                started[signature] = pool.submit(_compile, lowered, log, signature)
+            waits.setdefault(i, []).append(started[signature])
+    return waits
+
+
+def _compile(lowered: Any, log: bool, signature: Any) -> None:
+    """Compiles on the worker, logging as the caller's ``jax.log_compiles`` context says."""
+    with jax.log_compiles(log):
+        lowered.compile()
+    _COMPILED.add(signature)
 
 
 def _draw_order(drawers: Sequence[_Drawer]) -> list[int]:
