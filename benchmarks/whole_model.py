@@ -1,18 +1,28 @@
 """Whole-model init: a GPT-2-small-shaped model in Flax (jaxinit) vs torch, cold processes.
 
 Each measurement runs in a fresh Python process (imports excluded from the
-timed region, compile included), as a user starting a training script would:
+timed region, compile included), as a user starting a training script would;
+the cases are interleaved, round after round, and each case's minimum is kept:
 
     python benchmarks/whole_model.py            # the table
-    python benchmarks/whole_model.py --json out.json
+    python benchmarks/whole_model.py --json out.json --repeat 5
+    python benchmarks/whole_model.py --baseline DIR   # also time the jaxinit checked out in DIR
+                                                      # (repeatable; case "jaxinit@NAME" for DIR/NAME)
+
+The jaxinit measured is the one of the checkout this script belongs to (its
+root goes first on the children's ``PYTHONPATH``), whatever is installed.
 
 Cases:
   torch          build the torch model (its default init), CPU
-  jaxinit        jaxinit.flax.init(model, key, x, rules=TORCH_DEFAULTS), cold
-  jaxinit-warm   the same call again in the same process
+  jaxinit        jaxinit.flax.init(model, key, x, rules=TORCH_DEFAULTS), cold, then warm;
+                 XLA compiles counted and timed inside the cold call only
+  jaxinit@NAME   the same with the jaxinit checked out in --baseline .../NAME
+  jaxinit-cache  the same in a second process sharing jax's persistent compilation
+                 cache with a first one (jax_compilation_cache_dir, opt-in)
   flax-jit       jax.jit(model.init)(key, x), cold (flax's own defaults)
   flax-eager     model.init(key, x), cold
-  raw            jax.random.normal for as many values as the model has, jitted, cold
+  raw            the RNG floor: jax.random.uniform for as many values as the model
+                 has, one jitted call, cold, then warm (the same function again)
   reinit-donate  peak RSS of jaxinit.flax.reinit(variables, ..., donate=True) vs donate=False
 
 With --bert, a BERT-base-shaped NNX model instead (see _bert_model):
@@ -29,11 +39,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 VOCAB, WIDTH, DEPTH, HEADS, HIDDEN = 32000, 768, 12, 12, 3072
+PARAMS = 134_240_000  # the model's parameter count (checked by the jaxinit case)
+ROOT = Path(__file__).resolve().parents[1]
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _flax_model():
@@ -140,38 +156,46 @@ def _case(name: str) -> dict:
     import jax
     import jax.numpy as jnp
 
-    compiles = []
+    if name.startswith("jaxinit-cache"):
+        # Opt-in, as a user would: jax's own persistent cache, every program
+        # (the default keeps only those compiling for over a second).
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAXINIT_BENCH_CACHE"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    compiles: list[float] = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, secs, **kw: (
-            compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None
-        )
+        lambda event, secs, **kw: compiles.append(secs) if event == _COMPILE_EVENT else None
     )
     import jaxinit
     import jaxinit.flax
 
+    out["jaxinit_file"] = jaxinit.__file__
     model = _flax_model()
     x = jnp.zeros((1, 8), jnp.int32)
     key = jax.random.key(0)
+    jax.block_until_ready((x, key))
     if name == "raw":
-        n = 134_000_000
+        draw = jax.jit(lambda k: jax.random.uniform(k, (PARAMS,)))
         t = time.perf_counter()
-        jax.jit(lambda k: jax.random.normal(k, (n,)))(key).block_until_ready()
+        draw(key).block_until_ready()
         out["seconds"] = time.perf_counter() - t
         t = time.perf_counter()
-        jax.jit(lambda k: jax.random.normal(k, (n,)))(key).block_until_ready()
+        draw(key).block_until_ready()
         out["warm_seconds"] = time.perf_counter() - t
         return out
-    if name == "jaxinit":
+    if name.startswith("jaxinit"):
+        rules = jaxinit.flax.TORCH_DEFAULTS
+        before = len(compiles)
         t = time.perf_counter()
-        v = jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)
+        v = jaxinit.flax.init(model, key, x, rules=rules)
         jax.block_until_ready(v)
         out["seconds"] = time.perf_counter() - t
-        out["compiles"] = len(compiles)
-        out["compile_seconds"] = sum(compiles)
+        out["compiles"] = len(compiles) - before
+        out["compile_seconds"] = sum(compiles[before:])
         out["params"] = sum(a.size for a in jax.tree_util.tree_leaves(v))
+        assert out["params"] == PARAMS, out["params"]
         del v  # as for the raw case: the previous result is freed before the warm call
         t = time.perf_counter()
-        jax.block_until_ready(jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS))
+        jax.block_until_ready(jaxinit.flax.init(model, key, x, rules=rules))
         out["warm_seconds"] = time.perf_counter() - t
         return out
     if name == "flax-jit":
@@ -213,6 +237,27 @@ def _case(name: str) -> dict:
     raise SystemExit(f"unknown case {name}")
 
 
+def _run(case: str, env: dict[str, str]) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--case", case],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _env(jaxinit_root: Path, **extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(jaxinit_root), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _load() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,6 +266,13 @@ def main() -> None:
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--repeat", type=int, default=2, help="cold runs per case (min is kept)")
     parser.add_argument("--bert", action="store_true", help="the NNX BERT-base cases instead")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="another jaxinit checkout to time, as case jaxinit@<its directory name> (repeatable)",
+    )
+    parser.add_argument("--cases", help="comma-separated cases to run (default: all)", default="")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(_case(args.case)))
@@ -228,37 +280,65 @@ def main() -> None:
     if args.bert:
         _bert_main(args)
         return
+    others = {f"jaxinit@{Path(d).resolve().name}": Path(d).resolve() for d in args.baseline}
+    timed = ["torch", "raw", "jaxinit", *others, "jaxinit-cache", "flax-jit", "flax-eager"]
+    memory = ["reinit-donate", "reinit-copy"]
+    wanted = [c for c in args.cases.split(",") if c] or timed + memory
+    wanted += [c for c in others if "jaxinit" in wanted]
+    env = _env(ROOT)
+    runs: dict[str, list[dict]] = {}
+    loads = [_load()]
+    for _ in range(args.repeat):  # interleaved: every case once per round
+        for case in [c for c in timed if c in wanted]:
+            if case in others:
+                result = _run("jaxinit", _env(others[case]))
+                result["case"] = case
+            elif case == "jaxinit-cache":
+                with tempfile.TemporaryDirectory() as cache:
+                    cache_env = {**env, "JAXINIT_BENCH_CACHE": cache}
+                    first = _run("jaxinit-cache-fill", cache_env)
+                    result = _run("jaxinit-cache", cache_env)
+                    result["first_process_seconds"] = first["seconds"]
+            else:
+                result = _run(case, env)
+            runs.setdefault(case, []).append(result)
+        loads.append(_load())
+    for case in [c for c in memory if c in wanted]:
+        runs[case] = [_run(case, env)]
     results = {}
-    for case in [
-        "torch",
-        "jaxinit",
-        "flax-jit",
-        "flax-eager",
-        "raw",
-        "reinit-donate",
-        "reinit-copy",
-    ]:
-        runs = []
-        for _ in range(args.repeat if not case.startswith("reinit") else 1):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--case", case],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        results[case] = min(runs, key=lambda r: r.get("seconds", 0))
+    for case, rs in runs.items():
+        results[case] = min(rs, key=lambda r: r.get("seconds", 0))
+        if "warm_seconds" in rs[0]:
+            results[case]["warm_seconds"] = min(r["warm_seconds"] for r in rs)
+        results[case]["runs"] = len(rs)
         print(case, json.dumps(results[case]), flush=True)
-    t, j = results["torch"]["seconds"], results["jaxinit"]["seconds"]
-    print(f"\njaxinit.flax.init cold / torch: {j:.2f} s / {t:.2f} s = {j / t:.2f}x (goal <= 3x)")
-    print(
-        f"  compiles: {results['jaxinit']['compiles']}, backend compile {results['jaxinit']['compile_seconds']:.2f} s"
-    )
-    print(
-        f"jaxinit warm / raw warm sampling: {results['jaxinit']['warm_seconds']:.2f} s / "
-        f"{results['raw']['warm_seconds']:.2f} s = {results['jaxinit']['warm_seconds'] / results['raw']['warm_seconds']:.2f}x (goal <= 1.2x)"
-    )
-    for case in ("reinit-donate", "reinit-copy"):
+    results["load_average"] = loads
+    print(f"\n1-min load average before/after each round: {loads}")
+    if "jaxinit" in results and "raw" in results:
+        j, r = results["jaxinit"], results["raw"]
+        print(
+            f"jaxinit.flax.init cold / raw uniform cold: {j['seconds']:.2f} s / "
+            f"{r['seconds']:.2f} s = {j['seconds'] / r['seconds']:.2f}x (goal <= 1.5x); "
+            f"{j['compiles']} compiles, {j['compile_seconds']:.2f} s of backend compile"
+        )
+        print(
+            f"jaxinit warm / raw warm: {j['warm_seconds']:.2f} s / {r['warm_seconds']:.2f} s "
+            f"= {j['warm_seconds'] / r['warm_seconds']:.2f}x (goal <= 1.0x)"
+        )
+        for other in [*others, "jaxinit-cache"]:
+            if other in results:
+                o = results[other]
+                print(
+                    f"{other}: cold {o['seconds']:.2f} s = {o['seconds'] / r['seconds']:.2f}x raw, "
+                    f"warm {o['warm_seconds']:.2f} s, {o['compiles']} compiles, "
+                    f"{o['compile_seconds']:.2f} s of backend compile"
+                )
+    if "torch" in results and "jaxinit" in results:
+        t, j = results["torch"]["seconds"], results["jaxinit"]["seconds"]
+        print(f"jaxinit.flax.init cold / torch: {j:.2f} s / {t:.2f} s = {j / t:.2f}x")
+    for case in memory:
+        if case not in results:
+            continue
         r = results[case]
         print(
             f"{case}: params {r['param_mb']:.0f} MiB; live jax arrays peak "
