@@ -26,6 +26,25 @@ from tests import records as R
 from tests.records import ALL, Scheme
 
 LAYOUTS = ("torch", "flax")
+STRUCTURED = ("eye", "dirac", "orthogonal", "sparse")
+
+
+def scheme_layouts(schemes=ALL):
+    """``(scheme, layout)`` parameters. ``_shape`` gives the iid schemes square
+    shapes, on which both layouts have the same fans and draw with the same
+    program, so their flax case repeats the torch one: it runs with ``-m slow``."""
+    return [
+        pytest.param(
+            s,
+            layout,
+            id=f"{s.id}-{layout}",
+            marks=pytest.mark.slow if layout == "flax" and s.kind not in STRUCTURED else (),
+        )
+        for s in schemes
+        for layout in LAYOUTS
+    ]
+
+
 KEY = jax.random.key(42)
 
 
@@ -416,15 +435,14 @@ def _x64_if(dtype: str, request) -> None:
         request.getfixturevalue("x64")
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(
-    "scheme,dtype",
+    "scheme,dtype,layout",
     [
-        pytest.param(scheme, dtype, id=f"{scheme.id}-{dtype}")
-        for scheme in ALL
+        pytest.param(p.values[0], dtype, p.values[1], id=f"{p.id}-{dtype}", marks=p.marks)
+        for p in scheme_layouts()
         for dtype in ("float32", "bfloat16", "float16", "float64", "complex64", "complex128")
         # complex only where torch has it (the rest are in the bad-input table)
-        if scheme.complex_ok or not dtype.startswith("complex")
+        if p.values[0].complex_ok or not dtype.startswith("complex")
     ],
 )
 def test_dtypes(scheme: Scheme, dtype, layout, request):
@@ -471,8 +489,7 @@ def _empty_shapes(scheme: Scheme):
     return out
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("scheme", ALL, ids=_ids)
+@pytest.mark.parametrize("scheme,layout", scheme_layouts())
 def test_zero_element_shapes(scheme: Scheme, layout):
     init = scheme.make(layout)
     for torch_shape in _empty_shapes(scheme):
@@ -488,8 +505,7 @@ def test_zero_element_shapes(scheme: Scheme, layout):
 # Purity: jit, vmap, eval_shape, determinism, keys
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("scheme", ALL, ids=_ids)
+@pytest.mark.parametrize("scheme,layout", scheme_layouts())
 def test_jit_vmap_eval_shape_determinism(scheme: Scheme, layout):
     init = scheme.make(layout)
     shape = _shape(
@@ -683,8 +699,7 @@ def _check_sharded(x, sharding, expected):
         assert shard.data.shape == shard_shape
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("scheme", ALL, ids=_ids)
+@pytest.mark.parametrize("scheme,layout", scheme_layouts())
 def test_out_sharding(scheme: Scheme, layout, mesh):
     init = scheme.make(layout)
     # conv shapes for the structured schemes, whose layout moves axes around
