@@ -299,13 +299,14 @@ def init(
     unmatched: Unmatched = "keep",
     **kwargs: Any,
 ) -> Any:
-    """``model.init(key, *args, **kwargs)`` with the rules applied, compiled per distinct shape.
+    """``model.init(key, *args, **kwargs)`` with the rules applied, with few cached programs.
 
     The drop-in for ``model.init``: module classes and shapes are learned by
     tracing the model abstractly (``flax.linen.intercept_methods``, nothing is
-    computed), then every selected leaf is drawn by its scheme's compiled
-    kernel, one executable per distinct (scheme, shape, dtype), cached across
-    calls, so twelve identical blocks compile like one. Only if some leaf is
+    computed), then every selected leaf is drawn by a cached program: one per
+    (family, element count, dtype) for the elementwise schemes, one per
+    (scheme, shape) for the structured ones, so twelve identical blocks
+    compile like one. Only if some leaf is
     left unselected is ``model.init`` compiled, for those leaves alone (XLA
     drops the default init of the replaced ones, which is never
     materialized). ``batch_stats`` and the other collections come back as
