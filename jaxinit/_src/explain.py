@@ -15,22 +15,19 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
-import jax
 import numpy as np
 
 from jaxinit._src.core import Initializer
 from jaxinit._src.distribution import Distribution
-from jaxinit._src.layout import Layout, LayoutLike, as_layout
+from jaxinit._src.layout import Layout, LayoutLike
 from jaxinit._src.tree import (
     Contextual,
     Leaf,
     Rule,
-    _walk_owners,
     _why_unused,
     as_rules,
-    key_name,
-    make_leaves,
     plan,
+    tree_leaves,
 )
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
@@ -271,21 +268,6 @@ def _init_text(init: Any, rule: Rule, leaf: Leaf) -> str:
     if name and "<locals>" not in name:
         return f"{module}.{name}" if module else name
     return repr(init)
-
-
-def tree_leaves(tree: Any, layout: LayoutLike = "torch") -> tuple[list[Any], Any, list[Leaf]]:
-    """(values, treedef, leaf records) of any pytree, as :func:`jaxinit.reinit` sees it."""
-    lay = as_layout(layout)
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    paths = [tuple(key_name(k) for k in kp) for kp, _ in flat]
-    values = [v for _, v in flat]
-    leaves = make_leaves(
-        paths,
-        values,
-        lambda i: _walk_owners(tree, flat[i][0], paths[i]),
-        lambda path, value, owners: lay,
-    )
-    return values, treedef, leaves
 
 
 def explain(tree: Any, rules: Any, *, layout: LayoutLike = "torch") -> Explanation:

@@ -463,7 +463,7 @@ def _leaves(
         return target_leaves(
             tree, args, kwargs, key=key if model is not None else None, model=model
         )
-    from jaxinit._src.explain import tree_leaves
+    from jaxinit._src.tree import tree_leaves
 
     return tree_leaves(tree, "torch" if layout is None else layout)[2]
 

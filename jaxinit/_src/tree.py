@@ -515,6 +515,21 @@ def _walk_owners(tree: Any, keypath: Sequence[Any], path: tuple[str, ...]) -> tu
     return tuple(owners)
 
 
+def tree_leaves(tree: Any, layout: LayoutLike = "torch") -> tuple[list[Any], Any, list[Leaf]]:
+    """(values, treedef, leaf records) of any pytree, as :func:`jaxinit.reinit` sees it."""
+    lay = as_layout(layout)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    paths = [tuple(key_name(k) for k in kp) for kp, _ in flat]
+    values = [v for _, v in flat]
+    leaves = make_leaves(
+        paths,
+        values,
+        lambda i: _walk_owners(tree, flat[i][0], paths[i]),
+        lambda path, value, owners: lay,
+    )
+    return values, treedef, leaves
+
+
 def reinit(
     tree: Any,
     rules: Any,
@@ -570,17 +585,8 @@ def reinit(
     from jaxinit._src.draw import draw_jobs
 
     rules_t = as_rules(rules)
-    lay = as_layout(layout)
     check_key("reinit", key)
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    paths = [tuple(key_name(k) for k in kp) for kp, _ in flat]
-    values = [v for _, v in flat]
-    leaves = make_leaves(
-        paths,
-        values,
-        lambda i: _walk_owners(tree, flat[i][0], paths[i]),
-        lambda path, value, owners: lay,
-    )
+    values, treedef, leaves = tree_leaves(tree, layout)
     check_classes_known(
         rules_t,
         leaves,
