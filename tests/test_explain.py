@@ -9,8 +9,6 @@ compile happens while it runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import equinox as eqx
 import flax.linen as nn
@@ -24,25 +22,9 @@ from flax import nnx
 import jaxinit
 import jaxinit.flax
 from jaxinit.testing import assert_follows
+from tests.helpers import count_compiles
 
 KEY = jax.random.key(7)
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@contextmanager
-def count_compiles() -> Iterator[list[int]]:
-    """Counts XLA backend compilations inside the block (``counter[0]``)."""
-    counter = [0]
-
-    def listener(event: str, duration: float, **kwargs: object) -> None:
-        if event == _COMPILE_EVENT:
-            counter[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield counter
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 # ----------------------------------------------------------------------------

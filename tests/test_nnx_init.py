@@ -5,8 +5,6 @@ computing the replaced defaults, traced once per class and arguments.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import jax
 import jax.numpy as jnp
@@ -18,25 +16,9 @@ import jaxinit
 import jaxinit.flax
 from jaxinit._src import flax_nnx_init
 from jaxinit.testing import assert_tree_follows
+from tests.helpers import count_compiles
 
 KEY = jax.random.key(3)
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@contextmanager
-def count_compiles() -> Iterator[list[int]]:
-    """Counts XLA backend compilations inside the block (``counter[0]``)."""
-    counter = [0]
-
-    def listener(event: str, duration: float, **kwargs: object) -> None:
-        if event == _COMPILE_EVENT:
-            counter[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield counter
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def state_of(module: nnx.Module) -> dict[str, np.ndarray]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +25,7 @@ from jax.sharding import PartitionSpec as P
 import jaxinit
 from jaxinit._src.structured import sparse_mask
 from tests import records
-
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+from tests.helpers import count_compiles
 
 # Other hyperparameters for the same scheme: none of them may recompile.
 CHANGED = {
@@ -48,22 +45,6 @@ CHANGED = {
 
 def _scheme_id(scheme: records.Scheme) -> str:
     return scheme.id
-
-
-@contextmanager
-def count_compiles() -> Iterator[list[int]]:
-    """Counts XLA backend compilations inside the block (``counter[0]``)."""
-    counter = [0]
-
-    def listener(event: str, duration: float, **kwargs: object) -> None:
-        if event == _COMPILE_EVENT:
-            counter[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield counter
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _shape(scheme: records.Scheme) -> tuple[int, ...]:
