@@ -434,7 +434,9 @@ def _bert_case(name: str) -> dict:
         out["warm_compiles"] = len(compiles) - before
         return out
     if name == "bert-phases":
-        from jaxinit._src import draw, flax_nnx_init, tree
+        from jaxinit._src.flax import nnx_init as flax_nnx_init
+        from jaxinit._src.tree import draw
+        from jaxinit._src.tree import rules as tree
 
         phases = {}
         t = time.perf_counter()

@@ -8,55 +8,57 @@ builders in the flax layout ``(*kernel, in, out)`` and the Flax tree tools.
 
 from typing import Any
 
-from jaxinit._src.core import Initializer as Initializer
-from jaxinit._src.distribution import Distribution as Distribution
-from jaxinit._src.explain import ExplainRow as ExplainRow
-from jaxinit._src.explain import Explanation as Explanation
-from jaxinit._src.explain import explain as explain
-from jaxinit._src.gain import calculate_gain as calculate_gain
-from jaxinit._src.inplace import constant_ as constant_
-from jaxinit._src.inplace import dirac_ as dirac_
-from jaxinit._src.inplace import eye_ as eye_
-from jaxinit._src.inplace import kaiming_normal_ as kaiming_normal_
-from jaxinit._src.inplace import kaiming_uniform_ as kaiming_uniform_
-from jaxinit._src.inplace import normal_ as normal_
-from jaxinit._src.inplace import ones_ as ones_
-from jaxinit._src.inplace import orthogonal_ as orthogonal_
-from jaxinit._src.inplace import sparse_ as sparse_
-from jaxinit._src.inplace import trunc_normal_ as trunc_normal_
-from jaxinit._src.inplace import uniform_ as uniform_
-from jaxinit._src.inplace import xavier_normal_ as xavier_normal_
-from jaxinit._src.inplace import xavier_uniform_ as xavier_uniform_
-from jaxinit._src.inplace import zeros_ as zeros_
-from jaxinit._src.layout import FLAX as FLAX
-from jaxinit._src.layout import TORCH as TORCH
-from jaxinit._src.layout import Layout as Layout
-from jaxinit._src.layout import calculate_correct_fan as calculate_correct_fan
-from jaxinit._src.layout import calculate_fan_in_and_fan_out as calculate_fan_in_and_fan_out
-from jaxinit._src.schemes import constant as constant
-from jaxinit._src.schemes import kaiming_normal as kaiming_normal
-from jaxinit._src.schemes import kaiming_uniform as kaiming_uniform
-from jaxinit._src.schemes import normal as normal
-from jaxinit._src.schemes import ones as ones
-from jaxinit._src.schemes import trunc_normal as trunc_normal
-from jaxinit._src.schemes import uniform as uniform
-from jaxinit._src.schemes import xavier_normal as xavier_normal
-from jaxinit._src.schemes import xavier_uniform as xavier_uniform
-from jaxinit._src.schemes import zeros as zeros
-from jaxinit._src.structured import dirac as dirac
-from jaxinit._src.structured import eye as eye
-from jaxinit._src.structured import orthogonal as orthogonal
-from jaxinit._src.structured import sparse as sparse
-from jaxinit._src.torch_defaults import torch_conv_transpose_weight as torch_conv_transpose_weight
-from jaxinit._src.torch_defaults import torch_embedding as torch_embedding
-from jaxinit._src.torch_defaults import torch_linear_bias as torch_linear_bias
-from jaxinit._src.torch_defaults import torch_linear_weight as torch_linear_weight
-from jaxinit._src.torch_defaults import torch_mha_in_proj as torch_mha_in_proj
-from jaxinit._src.torch_defaults import torch_rnn as torch_rnn
-from jaxinit._src.tree import Contextual as Contextual
-from jaxinit._src.tree import Rule as Rule
-from jaxinit._src.tree import reinit as reinit
-from jaxinit._src.tree import stable_hash as stable_hash
+from jaxinit._src.core.distribution import Distribution as Distribution
+from jaxinit._src.core.gain import calculate_gain as calculate_gain
+from jaxinit._src.core.initializer import Initializer as Initializer
+from jaxinit._src.core.layout import FLAX as FLAX
+from jaxinit._src.core.layout import TORCH as TORCH
+from jaxinit._src.core.layout import Layout as Layout
+from jaxinit._src.core.layout import calculate_correct_fan as calculate_correct_fan
+from jaxinit._src.core.layout import calculate_fan_in_and_fan_out as calculate_fan_in_and_fan_out
+from jaxinit._src.schemes.iid import constant as constant
+from jaxinit._src.schemes.iid import kaiming_normal as kaiming_normal
+from jaxinit._src.schemes.iid import kaiming_uniform as kaiming_uniform
+from jaxinit._src.schemes.iid import normal as normal
+from jaxinit._src.schemes.iid import ones as ones
+from jaxinit._src.schemes.iid import trunc_normal as trunc_normal
+from jaxinit._src.schemes.iid import uniform as uniform
+from jaxinit._src.schemes.iid import xavier_normal as xavier_normal
+from jaxinit._src.schemes.iid import xavier_uniform as xavier_uniform
+from jaxinit._src.schemes.iid import zeros as zeros
+from jaxinit._src.schemes.inplace import constant_ as constant_
+from jaxinit._src.schemes.inplace import dirac_ as dirac_
+from jaxinit._src.schemes.inplace import eye_ as eye_
+from jaxinit._src.schemes.inplace import kaiming_normal_ as kaiming_normal_
+from jaxinit._src.schemes.inplace import kaiming_uniform_ as kaiming_uniform_
+from jaxinit._src.schemes.inplace import normal_ as normal_
+from jaxinit._src.schemes.inplace import ones_ as ones_
+from jaxinit._src.schemes.inplace import orthogonal_ as orthogonal_
+from jaxinit._src.schemes.inplace import sparse_ as sparse_
+from jaxinit._src.schemes.inplace import trunc_normal_ as trunc_normal_
+from jaxinit._src.schemes.inplace import uniform_ as uniform_
+from jaxinit._src.schemes.inplace import xavier_normal_ as xavier_normal_
+from jaxinit._src.schemes.inplace import xavier_uniform_ as xavier_uniform_
+from jaxinit._src.schemes.inplace import zeros_ as zeros_
+from jaxinit._src.schemes.structured import dirac as dirac
+from jaxinit._src.schemes.structured import eye as eye
+from jaxinit._src.schemes.structured import orthogonal as orthogonal
+from jaxinit._src.schemes.structured import sparse as sparse
+from jaxinit._src.schemes.torch_defaults import (
+    torch_conv_transpose_weight as torch_conv_transpose_weight,
+)
+from jaxinit._src.schemes.torch_defaults import torch_embedding as torch_embedding
+from jaxinit._src.schemes.torch_defaults import torch_linear_bias as torch_linear_bias
+from jaxinit._src.schemes.torch_defaults import torch_linear_weight as torch_linear_weight
+from jaxinit._src.schemes.torch_defaults import torch_mha_in_proj as torch_mha_in_proj
+from jaxinit._src.schemes.torch_defaults import torch_rnn as torch_rnn
+from jaxinit._src.tree.explain import ExplainRow as ExplainRow
+from jaxinit._src.tree.explain import Explanation as Explanation
+from jaxinit._src.tree.explain import explain as explain
+from jaxinit._src.tree.rules import Contextual as Contextual
+from jaxinit._src.tree.rules import Rule as Rule
+from jaxinit._src.tree.rules import reinit as reinit
+from jaxinit._src.tree.rules import stable_hash as stable_hash
 
 __version__ = "0.1.0"
 

@@ -5,45 +5,47 @@
 >>> layer = nn.Dense(128, kernel_init=jaxinit.flax.kaiming_normal(mode="fan_out"))
 """
 
-from jaxinit._src.flax_explain import explain as explain
-from jaxinit._src.flax_rules import TORCH_DEFAULTS as TORCH_DEFAULTS
-from jaxinit._src.flax_tree import init as init
-from jaxinit._src.flax_tree import reinit as reinit
-from jaxinit._src.tree import Rule as Rule
-from jaxinit._src.variants import flax_constant as constant
-from jaxinit._src.variants import flax_constant_ as constant_
-from jaxinit._src.variants import flax_dirac as dirac
-from jaxinit._src.variants import flax_dirac_ as dirac_
-from jaxinit._src.variants import flax_eye as eye
-from jaxinit._src.variants import flax_eye_ as eye_
-from jaxinit._src.variants import flax_kaiming_normal as kaiming_normal
-from jaxinit._src.variants import flax_kaiming_normal_ as kaiming_normal_
-from jaxinit._src.variants import flax_kaiming_uniform as kaiming_uniform
-from jaxinit._src.variants import flax_kaiming_uniform_ as kaiming_uniform_
-from jaxinit._src.variants import flax_normal as normal
-from jaxinit._src.variants import flax_normal_ as normal_
-from jaxinit._src.variants import flax_ones as ones
-from jaxinit._src.variants import flax_ones_ as ones_
-from jaxinit._src.variants import flax_orthogonal as orthogonal
-from jaxinit._src.variants import flax_orthogonal_ as orthogonal_
-from jaxinit._src.variants import flax_sparse as sparse
-from jaxinit._src.variants import flax_sparse_ as sparse_
-from jaxinit._src.variants import flax_torch_conv_transpose_weight as torch_conv_transpose_weight
-from jaxinit._src.variants import flax_torch_embedding as torch_embedding
-from jaxinit._src.variants import flax_torch_linear_bias as torch_linear_bias
-from jaxinit._src.variants import flax_torch_linear_weight as torch_linear_weight
-from jaxinit._src.variants import flax_torch_mha_in_proj as torch_mha_in_proj
-from jaxinit._src.variants import flax_torch_rnn as torch_rnn
-from jaxinit._src.variants import flax_trunc_normal as trunc_normal
-from jaxinit._src.variants import flax_trunc_normal_ as trunc_normal_
-from jaxinit._src.variants import flax_uniform as uniform
-from jaxinit._src.variants import flax_uniform_ as uniform_
-from jaxinit._src.variants import flax_xavier_normal as xavier_normal
-from jaxinit._src.variants import flax_xavier_normal_ as xavier_normal_
-from jaxinit._src.variants import flax_xavier_uniform as xavier_uniform
-from jaxinit._src.variants import flax_xavier_uniform_ as xavier_uniform_
-from jaxinit._src.variants import flax_zeros as zeros
-from jaxinit._src.variants import flax_zeros_ as zeros_
+from jaxinit._src.flax.explain import explain as explain
+from jaxinit._src.flax.linen import init as init
+from jaxinit._src.flax.linen import reinit as reinit
+from jaxinit._src.layers.torch_rules import TORCH_DEFAULTS as TORCH_DEFAULTS
+from jaxinit._src.schemes.variants import flax_constant as constant
+from jaxinit._src.schemes.variants import flax_constant_ as constant_
+from jaxinit._src.schemes.variants import flax_dirac as dirac
+from jaxinit._src.schemes.variants import flax_dirac_ as dirac_
+from jaxinit._src.schemes.variants import flax_eye as eye
+from jaxinit._src.schemes.variants import flax_eye_ as eye_
+from jaxinit._src.schemes.variants import flax_kaiming_normal as kaiming_normal
+from jaxinit._src.schemes.variants import flax_kaiming_normal_ as kaiming_normal_
+from jaxinit._src.schemes.variants import flax_kaiming_uniform as kaiming_uniform
+from jaxinit._src.schemes.variants import flax_kaiming_uniform_ as kaiming_uniform_
+from jaxinit._src.schemes.variants import flax_normal as normal
+from jaxinit._src.schemes.variants import flax_normal_ as normal_
+from jaxinit._src.schemes.variants import flax_ones as ones
+from jaxinit._src.schemes.variants import flax_ones_ as ones_
+from jaxinit._src.schemes.variants import flax_orthogonal as orthogonal
+from jaxinit._src.schemes.variants import flax_orthogonal_ as orthogonal_
+from jaxinit._src.schemes.variants import flax_sparse as sparse
+from jaxinit._src.schemes.variants import flax_sparse_ as sparse_
+from jaxinit._src.schemes.variants import (
+    flax_torch_conv_transpose_weight as torch_conv_transpose_weight,
+)
+from jaxinit._src.schemes.variants import flax_torch_embedding as torch_embedding
+from jaxinit._src.schemes.variants import flax_torch_linear_bias as torch_linear_bias
+from jaxinit._src.schemes.variants import flax_torch_linear_weight as torch_linear_weight
+from jaxinit._src.schemes.variants import flax_torch_mha_in_proj as torch_mha_in_proj
+from jaxinit._src.schemes.variants import flax_torch_rnn as torch_rnn
+from jaxinit._src.schemes.variants import flax_trunc_normal as trunc_normal
+from jaxinit._src.schemes.variants import flax_trunc_normal_ as trunc_normal_
+from jaxinit._src.schemes.variants import flax_uniform as uniform
+from jaxinit._src.schemes.variants import flax_uniform_ as uniform_
+from jaxinit._src.schemes.variants import flax_xavier_normal as xavier_normal
+from jaxinit._src.schemes.variants import flax_xavier_normal_ as xavier_normal_
+from jaxinit._src.schemes.variants import flax_xavier_uniform as xavier_uniform
+from jaxinit._src.schemes.variants import flax_xavier_uniform_ as xavier_uniform_
+from jaxinit._src.schemes.variants import flax_zeros as zeros
+from jaxinit._src.schemes.variants import flax_zeros_ as zeros_
+from jaxinit._src.tree.rules import Rule as Rule
 
 __all__ = [
     "Rule",

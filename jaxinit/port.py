@@ -7,11 +7,11 @@ torch is imported only when needed (``pip install 'jaxinit[torch]'``).
 ['InitReport', 'LeafReport']
 """
 
-from jaxinit._src.port_compare import InitReport as InitReport
-from jaxinit._src.port_compare import LeafReport as LeafReport
-from jaxinit._src.port_compare import compare_init as compare_init
-from jaxinit._src.port_transfer import from_torch as from_torch
-from jaxinit._src.port_transfer import to_torch as to_torch
+from jaxinit._src.port.compare import InitReport as InitReport
+from jaxinit._src.port.compare import LeafReport as LeafReport
+from jaxinit._src.port.compare import compare_init as compare_init
+from jaxinit._src.port.transfer import from_torch as from_torch
+from jaxinit._src.port.transfer import to_torch as to_torch
 
 __all__ = [
     "InitReport",

@@ -12,9 +12,9 @@ bounds the probability that a correct initialization fails.
 >>> assert_follows(init(jax.random.key(0), (512, 256)), init)
 """
 
-from jaxinit._src.testing import assert_follows as assert_follows
-from jaxinit._src.testing import assert_tree_follows as assert_tree_follows
-from jaxinit._src.testing import ks_pvalue as ks_pvalue
+from jaxinit._src.testing.asserts import assert_follows as assert_follows
+from jaxinit._src.testing.asserts import assert_tree_follows as assert_tree_follows
+from jaxinit._src.testing.asserts import ks_pvalue as ks_pvalue
 
 __all__ = [
     "assert_follows",

@@ -20,8 +20,9 @@ from jax.sharding import PartitionSpec as P
 
 import jaxinit
 import jaxinit.flax
-from jaxinit._src import schemes, structured, torch_defaults
-from jaxinit._src.core import Family
+from jaxinit._src.core.initializer import Family
+from jaxinit._src.schemes import iid as schemes
+from jaxinit._src.schemes import structured, torch_defaults
 from tests import records as R
 from tests.records import ALL, Scheme
 

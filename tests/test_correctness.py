@@ -231,7 +231,7 @@ def test_donate_keeps_a_buffer_a_kept_leaf_shares():
 
 
 def test_donate_compiles_everything_before_deleting(monkeypatch):
-    from jaxinit._src import draw
+    from jaxinit._src.tree import draw
 
     tree = {"a": jnp.ones((3, 4)), "b": jnp.ones((5, 6))}
     calls = []

@@ -2,7 +2,7 @@
 
 ``jaxinit.flax.init``/``reinit`` draw the leaves of elementwise families flat,
 one program per element count, keys folded in on the host
-(:mod:`jaxinit._src.flat`, :mod:`jaxinit._src.keys`). The values are defined
+(:mod:`jaxinit._src.tree.flat`, :mod:`jaxinit._src.tree.keys`). The values are defined
 by the plain call ``init(fold_in(key, stable_hash(path)), shape, dtype)`` of
 each leaf's initializer: every test here compares against that, bit for bit,
 in float32, bfloat16, float16, float64 and complex, sharded and not, and with
@@ -30,10 +30,10 @@ from jax.sharding import PartitionSpec as P
 
 import jaxinit
 import jaxinit.flax
-from jaxinit._src import draw, flat
-from jaxinit._src.flax_tree import linen_leaves, record_modules
-from jaxinit._src.keys import fold_in_words
-from jaxinit._src.tree import as_rules, plan
+from jaxinit._src.flax.linen import linen_leaves, record_modules
+from jaxinit._src.tree import draw, flat
+from jaxinit._src.tree.keys import fold_in_words
+from jaxinit._src.tree.rules import as_rules, plan
 
 KEY = jax.random.key(7)
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def test_pooling_stops_where_it_would_draw_too_many_extra_values():
 
 def plan_tree(tree, rules, layout="torch"):
     leaves_flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    from jaxinit._src.tree import key_name, make_leaves
+    from jaxinit._src.tree.rules import key_name, make_leaves
 
     paths = [tuple(key_name(k) for k in kp) for kp, _ in leaves_flat]
     values = [v for _, v in leaves_flat]
@@ -353,7 +353,7 @@ _COUNT = textwrap.dedent(
     import json, logging, sys
     import jax, jax.numpy as jnp
     import jaxinit, jaxinit.flax
-    from jaxinit._src import draw
+    from jaxinit._src.tree import draw
     from tests.test_draw_perf_invariants import gpt
     draw.FLAT = sys.argv[1] == "flat"
     names = []

@@ -14,7 +14,7 @@ from flax import nnx
 
 import jaxinit
 import jaxinit.flax
-from jaxinit._src import flax_nnx_init
+from jaxinit._src.flax import nnx_init as flax_nnx_init
 from jaxinit.testing import assert_tree_follows
 from tests.helpers import count_compiles
 

@@ -21,7 +21,7 @@ import torch
 import jaxinit
 import jaxinit.flax
 import jaxinit.port as port
-from jaxinit._src.port_compare import _ks_pvalue
+from jaxinit._src.port.compare import _ks_pvalue
 
 
 class TModel(torch.nn.Module):

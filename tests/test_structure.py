@@ -23,7 +23,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxinit
-from jaxinit._src.structured import sparse_mask
+from jaxinit._src.schemes.structured import sparse_mask
 from tests import records
 from tests.helpers import count_compiles
 

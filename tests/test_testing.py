@@ -40,7 +40,7 @@ def key(seed: int) -> jax.Array:
 
 @pytest.mark.parametrize("n", [1, 2, 7, 50, 1000, 20_000])
 def test_ks_pvalue_matches_scipy(n):
-    from jaxinit._src.testing import smirnov_sf
+    from jaxinit._src.testing.asserts import smirnov_sf
 
     for p in (0.5, 0.1, 1e-2, 1e-4, 1e-6, 1e-9, 1e-12):
         d = float(scipy.stats.ksone.isf(p, n))
@@ -58,7 +58,7 @@ def test_ks_pvalue_matches_scipy(n):
 
 
 def test_ks_pvalue_at_the_largest_sample_size():
-    from jaxinit._src.testing import _KS_MAX, smirnov_sf
+    from jaxinit._src.testing.asserts import _KS_MAX, smirnov_sf
 
     for p in (1e-3, 1e-7):
         d = math.sqrt(-math.log(p) / (2 * _KS_MAX))  # the asymptotic one-sided quantile

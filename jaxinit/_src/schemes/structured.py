@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.core import (
+from jaxinit._src.core.distribution import Distribution
+from jaxinit._src.core.initializer import (
     Family,
     Initializer,
     IntLike,
@@ -30,9 +31,8 @@ from jaxinit._src.core import (
     real,
     sample_dtype,
 )
-from jaxinit._src.distribution import Distribution
-from jaxinit._src.layout import Layout, LayoutLike, canonical_shape, torch_order
-from jaxinit._src.schemes import make, normal_draw
+from jaxinit._src.core.layout import Layout, LayoutLike, canonical_shape, torch_order
+from jaxinit._src.schemes.iid import make, normal_draw
 
 __all__ = ["dirac", "eye", "orthogonal", "sparse"]
 

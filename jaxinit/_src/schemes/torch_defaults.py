@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.core import (
+from jaxinit._src.core.distribution import Distribution
+from jaxinit._src.core.initializer import (
     Family,
     Initializer,
     IntLike,
@@ -42,9 +43,8 @@ from jaxinit._src.core import (
     kernel,
     sample_dtype,
 )
-from jaxinit._src.distribution import Distribution
-from jaxinit._src.layout import FLAX, Layout, LayoutLike
-from jaxinit._src.schemes import (
+from jaxinit._src.core.layout import FLAX, Layout, LayoutLike
+from jaxinit._src.schemes.iid import (
     kaiming_uniform,
     make,
     needs_fans,
@@ -55,7 +55,7 @@ from jaxinit._src.schemes import (
     uniform_bounds,
     xavier_std,
 )
-from jaxinit._src.structured import matrix_view, rank_check, to_layout
+from jaxinit._src.schemes.structured import matrix_view, rank_check, to_layout
 
 __all__ = [
     "torch_conv_transpose_weight",

@@ -14,7 +14,7 @@ first whose selector matches a leaf initializes it. Selectors:
 
 Every re-initialized leaf gets the key ``fold_in(key, stable_hash(path))``
 (see :func:`stable_hash`), so adding a layer or changing a rule never changes
-the values of the other leaves. Drawing is :mod:`jaxinit._src.draw`.
+the values of the other leaves. Drawing is :mod:`jaxinit._src.tree.draw`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src.core import Initializer, check_key, sharding_of
-from jaxinit._src.layout import Layout, LayoutLike, as_layout
+from jaxinit._src.core.initializer import Initializer, check_key, sharding_of
+from jaxinit._src.core.layout import Layout, LayoutLike, as_layout
 
 __all__ = ["Contextual", "Rule", "reinit", "stable_hash"]
 
@@ -582,7 +582,7 @@ def reinit(
     >>> new["dense"]["weight"] is params["dense"]["weight"], new["dense"]["bias"].tolist()
     (True, [0.0, 0.0, 0.0, 0.0])
     """
-    from jaxinit._src.draw import draw_jobs
+    from jaxinit._src.tree.draw import draw_jobs
 
     rules_t = as_rules(rules)
     check_key("reinit", key)

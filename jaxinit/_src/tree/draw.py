@@ -2,11 +2,11 @@
 
 A leaf is drawn one of two ways:
 
-* **flat** (:mod:`jaxinit._src.flat`): a leaf of an elementwise family
+* **flat** (:mod:`jaxinit._src.tree.flat`): a leaf of an elementwise family
   (uniform, normal, trunc_normal, the fills) under a concrete threefry key,
   not placed by a ``NamedSharding``, is drawn by one 1-D program per
   (family, element count, dtype), small leaves pooled, with its key folded in
-  on the host (:mod:`jaxinit._src.keys`), and reshaped. A GPT-2-small-shaped
+  on the host (:mod:`jaxinit._src.tree.keys`), and reshaped. A GPT-2-small-shaped
   model of 197 leaves compiles 6 sampling programs this way.
 * **per leaf**: any other leaf by its scheme's kernel, jitted with the shape
   static and the hyperparameters and the path hash traced: structured
@@ -38,10 +38,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.core import Initializer, check_key, is_traced, kernel_sharding, place
-from jaxinit._src.flat import ELEMENTWISE, Program, fit, size_buckets
-from jaxinit._src.keys import fold_in_words, key_impl
-from jaxinit._src.tree import Job, stable_hash
+from jaxinit._src.core.initializer import Initializer, check_key, is_traced, kernel_sharding, place
+from jaxinit._src.tree.flat import ELEMENTWISE, Program, fit, size_buckets
+from jaxinit._src.tree.keys import fold_in_words, key_impl
+from jaxinit._src.tree.rules import Job, stable_hash
 
 __all__ = ["draw_jobs"]
 
@@ -229,7 +229,7 @@ def draw_jobs(
 
     Args:
       key: the base key.
-      jobs: what to draw (from :func:`jaxinit._src.tree.plan`).
+      jobs: what to draw (from :func:`jaxinit._src.tree.rules.plan`).
       values: every (unboxed) leaf of the target, indexed by ``job.index``.
       donate: delete each replaced array just before its replacement is
         drawn (peak memory near one copy of the parameters), unless a kept

@@ -42,9 +42,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src import port_target as T
-from jaxinit._src import port_torch as P
-from jaxinit._src import port_transfer as X
+from jaxinit._src.port import target as T
+from jaxinit._src.port import torch as P
+from jaxinit._src.port import transfer as X
 
 __all__ = ["InitReport", "LeafReport", "compare_init"]
 
@@ -388,7 +388,7 @@ def compare_init(
     and ``jax_init(jax.random.key(s))``. The torch draws are moved into the
     port's layout with the pairing of :func:`jaxinit.port.from_torch`; each
     leaf's values are pooled over the seeds and checked as the module
-    docstring of ``jaxinit._src.port_compare`` derives: deterministic leaves
+    docstring of ``jaxinit._src.port.compare`` derives: deterministic leaves
     bit for bit; random leaves by std (tolerance ``z·SE`` from the sample size
     and the kurtosis), max|w| (order statistics, for uniform and normal
     leaves) and a two-sample KS test, each failing a correct port with
@@ -427,7 +427,7 @@ def compare_init(
         torch_draws.append(torch_factory())
         jax_draws.append(jax_init(jax.random.key(s)))
     layers, aliases = P.torch_layers(torch_draws[0])
-    from jaxinit._src import port_names as N
+    from jaxinit._src.port import names as N
 
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(jax_draws[0], model, args, kwargs)

@@ -22,7 +22,7 @@ LayerNorm, RMSNorm, GroupNorm, BatchNorm,          scale 1, bias 0, running mean
 InstanceNorm
 =================================================  =============================================
 
-Fans come from each layer's kernel layout (:mod:`jaxinit._src.flax_layouts`),
+Fans come from each layer's kernel layout (:mod:`jaxinit._src.layers.flax_layouts`),
 so layers stacked by ``nn.scan`` get per-layer torch fans. Composite layers
 come before their parts: the attention and recurrent-cell rules must win over
 the Dense rules that would otherwise match their inner layers. Every rule is
@@ -36,17 +36,17 @@ from typing import Any
 import flax.linen as nn
 from flax import nnx
 
-from jaxinit._src.flax_layouts import layer_layout
-from jaxinit._src.layout import Layout, calculate_fan_in_and_fan_out
-from jaxinit._src.schemes import ones, zeros
-from jaxinit._src.torch_defaults import (
+from jaxinit._src.core.layout import Layout, calculate_fan_in_and_fan_out
+from jaxinit._src.layers.flax_layouts import layer_layout
+from jaxinit._src.schemes.iid import ones, zeros
+from jaxinit._src.schemes.torch_defaults import (
     torch_embedding,
     torch_linear_bias,
     torch_linear_weight,
     torch_mha_in_proj,
     torch_rnn,
 )
-from jaxinit._src.tree import Contextual, Leaf, Rule
+from jaxinit._src.tree.rules import Contextual, Leaf, Rule
 
 __all__ = ["SUMMED_BIASES", "TORCH_DEFAULTS"]
 

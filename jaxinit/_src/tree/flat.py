@@ -17,7 +17,7 @@ trunc_normal and the fills -- are therefore drawn here as one flat
 * cheaper programs: a flat draw has a 1-D counter where an N-D one computes
   each entry's row-major index from N iotas in 64-bit arithmetic, which
   XLA:CPU compiles 1.5-2.5x slower; and the leaf's key is folded in on the
-  host (:mod:`jaxinit._src.keys`), not by one more Threefry in every program.
+  host (:mod:`jaxinit._src.tree.keys`), not by one more Threefry in every program.
 
 The reshape is a program of its own, a few milliseconds to compile, that
 reuses the flat buffer (donated, so nothing is copied); cutting a small leaf
@@ -35,8 +35,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.core import Family, Kernel
-from jaxinit._src.schemes import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM
+from jaxinit._src.core.initializer import Family, Kernel
+from jaxinit._src.schemes.iid import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM
 
 __all__ = ["ELEMENTWISE", "Program", "fit", "size_buckets"]
 

@@ -1,16 +1,17 @@
 """``jaxinit.flax``'s builders and ``X_`` helpers: the same schemes, flax layout by default.
 
 Nothing here defines a scheme: each variant is the torch-layout builder or
-helper with another default layout (:func:`~jaxinit._src.core.flax_variant`,
-:func:`~jaxinit._src.inplace.flax_inplace`), so type checkers see the same
+helper with another default layout (:func:`~jaxinit._src.core.initializer.flax_variant`,
+:func:`~jaxinit._src.schemes.inplace.flax_inplace`), so type checkers see the same
 signatures.
 """
 
 from __future__ import annotations
 
-from jaxinit._src import inplace, schemes, structured, torch_defaults
-from jaxinit._src.core import flax_variant
-from jaxinit._src.inplace import flax_inplace
+from jaxinit._src.core.initializer import flax_variant
+from jaxinit._src.schemes import iid as schemes
+from jaxinit._src.schemes import inplace, structured, torch_defaults
+from jaxinit._src.schemes.inplace import flax_inplace
 
 # builders ------------------------------------------------------------------------
 flax_uniform = flax_variant(schemes.uniform)

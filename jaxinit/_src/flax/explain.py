@@ -16,10 +16,10 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
-from jaxinit._src.explain import Explanation, explain_leaves
-from jaxinit._src.flax_nnx_init import trace_nnx
-from jaxinit._src.flax_tree import linen_leaves, nnx_leaves, record_modules
-from jaxinit._src.tree import Leaf, as_rules
+from jaxinit._src.flax.linen import linen_leaves, nnx_leaves, record_modules
+from jaxinit._src.flax.nnx_init import trace_nnx
+from jaxinit._src.tree.explain import Explanation, explain_leaves
+from jaxinit._src.tree.rules import Leaf, as_rules
 
 __all__ = ["explain", "target_leaves"]
 

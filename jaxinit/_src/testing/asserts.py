@@ -58,10 +58,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src.core import Initializer
-from jaxinit._src.distribution import Distribution
-from jaxinit._src.layout import LayoutLike, torch_order
-from jaxinit._src.tree import Leaf, Unmatched, as_rules, plan
+from jaxinit._src.core.distribution import Distribution
+from jaxinit._src.core.initializer import Initializer
+from jaxinit._src.core.layout import LayoutLike, torch_order
+from jaxinit._src.tree.rules import Leaf, Unmatched, as_rules, plan
 
 __all__ = ["assert_follows", "assert_tree_follows", "ks_pvalue"]
 
@@ -296,7 +296,7 @@ def _sparse(x: np.ndarray, dist: Distribution, alpha: float) -> list[str]:
 
 
 def _structured_expected(dist: Distribution, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    from jaxinit._src.structured import dirac, eye
+    from jaxinit._src.schemes.structured import dirac, eye
 
     if dist.family == "eye":
         init = eye(layout=dist.layout)
@@ -457,19 +457,19 @@ def _leaves(
                 "assert_tree_follows: a Flax target is read in each layer's layout "
                 "(as jaxinit.flax.reinit reads it); layout= is for other pytrees"
             )
-        from jaxinit._src.flax_explain import target_leaves
+        from jaxinit._src.flax.explain import target_leaves
 
         # a Linen model is traced with the key's structure (a dict for extra rngs)
         return target_leaves(
             tree, args, kwargs, key=key if model is not None else None, model=model
         )
-    from jaxinit._src.tree import tree_leaves
+    from jaxinit._src.tree.rules import tree_leaves
 
     return tree_leaves(tree, "torch" if layout is None else layout)[2]
 
 
 def _rule_text(index: int, rules: Sequence[Any]) -> str:
-    from jaxinit._src.explain import describe_selector
+    from jaxinit._src.tree.explain import describe_selector
 
     return f"rule {index}, {describe_selector(rules[index].selector)}"
 
@@ -546,7 +546,7 @@ def assert_tree_follows(
     elif unmatched != "keep":
         raise ValueError(f"unmatched must be 'keep' or 'error', got {unmatched!r}")
     if key is not None:
-        from jaxinit._src.draw import draw_jobs
+        from jaxinit._src.tree.draw import draw_jobs
 
         rule_key = key["params"] if isinstance(key, Mapping) else key
         expected = draw_jobs(rule_key, jobs, [leaf.value for leaf in leaves])

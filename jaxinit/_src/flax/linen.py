@@ -5,7 +5,7 @@ Paths are what the target holds: a Linen variables dict gives
 ``conv/kernel``. Module classes come from the NNX graph, or, for Linen, from
 tracing the model abstractly under ``flax.linen.intercept_methods``. A leaf
 owned by a Flax built-in layer is read in that layer's kernel layout
-(:mod:`jaxinit._src.flax_layouts`); any other leaf in the flax layout.
+(:mod:`jaxinit._src.layers.flax_layouts`); any other leaf in the flax layout.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxinit._src.draw import draw_jobs
-from jaxinit._src.flax_layouts import layer_layout
-from jaxinit._src.layout import FLAX, Layout
-from jaxinit._src.tree import (
+from jaxinit._src.core.layout import FLAX, Layout
+from jaxinit._src.layers.flax_layouts import layer_layout
+from jaxinit._src.tree.draw import draw_jobs
+from jaxinit._src.tree.rules import (
     Leaf,
     Owner,
     Unmatched,
@@ -357,7 +357,7 @@ def init(
     True
     """
     if not isinstance(model, nn.Module):  # NNX: a module class or a function building one
-        from jaxinit._src.flax_nnx_init import nnx_init
+        from jaxinit._src.flax.nnx_init import nnx_init
 
         return nnx_init(model, key, args, kwargs, rules=rules, strict=strict, unmatched=unmatched)
     rules_t = as_rules(rules)

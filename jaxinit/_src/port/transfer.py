@@ -17,10 +17,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src import port_convert as C
-from jaxinit._src import port_names as N
-from jaxinit._src import port_target as T
-from jaxinit._src import port_torch as P
+from jaxinit._src.port import convert as C
+from jaxinit._src.port import names as N
+from jaxinit._src.port import target as T
+from jaxinit._src.port import torch as P
 
 __all__ = ["from_torch", "to_torch"]
 

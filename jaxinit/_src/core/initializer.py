@@ -37,10 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.layout import FLAX, TORCH, Layout, LayoutLike, as_layout, is_int, shape_of
+from jaxinit._src.core.layout import FLAX, TORCH, Layout, LayoutLike, as_layout, is_int, shape_of
 
 if TYPE_CHECKING:
-    from jaxinit._src.distribution import Distribution
+    from jaxinit._src.core.distribution import Distribution
 
 __all__ = ["Initializer", "IntLike", "RealLike"]
 
@@ -493,7 +493,7 @@ def calling_layer_layout(shape: tuple[int, ...]) -> Layout | None:
     """
     if "flax.linen" not in sys.modules and "flax.nnx" not in sys.modules:
         return None
-    from jaxinit._src import flax_layouts
+    from jaxinit._src.layers import flax_layouts
 
     return flax_layouts.calling_layer_layout(shape)
 

@@ -51,7 +51,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from jaxinit._src.layout import FLAX, Layout
+from jaxinit._src.core.layout import FLAX, Layout
 
 __all__ = ["calling_layer_layout", "layer_layout"]
 

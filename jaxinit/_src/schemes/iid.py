@@ -23,7 +23,9 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtri
 from jax.typing import DTypeLike
 
-from jaxinit._src.core import (
+from jaxinit._src.core.distribution import Distribution
+from jaxinit._src.core.gain import Nonlinearity, calculate_gain, check_nonlinearity
+from jaxinit._src.core.initializer import (
     Family,
     Initializer,
     RealLike,
@@ -35,9 +37,7 @@ from jaxinit._src.core import (
     sample_dtype,
     warn,
 )
-from jaxinit._src.distribution import Distribution
-from jaxinit._src.gain import Nonlinearity, calculate_gain, check_nonlinearity
-from jaxinit._src.layout import (
+from jaxinit._src.core.layout import (
     FanMode,
     Layout,
     LayoutLike,

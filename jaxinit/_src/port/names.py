@@ -26,8 +26,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from jaxinit._src import port_torch as P
-from jaxinit._src.port_target import TargetLayer
+from jaxinit._src.port import torch as P
+from jaxinit._src.port.target import TargetLayer
 
 __all__ = ["Pair", "canonical", "compile_rename", "pair_layers"]
 
@@ -195,7 +195,7 @@ def pair_layers(
         """Pairs a composite torch layer with the plain target layers below ``key``."""
         kind = tl.kind
         if kind is None:
-            from jaxinit._src.port_convert import infer_torch_kind
+            from jaxinit._src.port.convert import infer_torch_kind
 
             kind = infer_torch_kind({k: tuple(v.shape) for k, v in tl.values.items()})
         if kind not in _COMPOSITE_TORCH:

@@ -6,9 +6,9 @@ Eager NNX construction draws every parameter with Flax's default, and a
 1. the constructor is traced once under ``jax.jit`` (nothing runs): that
    gives the module's graph (paths, layer classes, shapes, dtypes) and a
    jaxpr computing every piece of its state from the key;
-2. the rules are planned on that abstract graph (:func:`~jaxinit._src.tree.plan`);
+2. the rules are planned on that abstract graph (:func:`~jaxinit._src.tree.rules.plan`);
 3. the selected leaves are drawn with the cached per-(scheme, shape) kernels
-   (:func:`~jaxinit._src.draw.draw_jobs`), exactly as ``reinit`` draws them;
+   (:func:`~jaxinit._src.tree.draw.draw_jobs`), exactly as ``reinit`` draws them;
 4. the rest (RNG streams, unmatched parameters, batch statistics) comes from
    that jaxpr, cut down to the equations those leaves need (the replaced
    defaults are never computed) and run op by op, as the eager constructor
@@ -31,10 +31,10 @@ import jax
 import jax.extend
 from flax import nnx
 
-from jaxinit._src.core import check_key, is_traced
-from jaxinit._src.draw import draw_jobs
-from jaxinit._src.flax_tree import flax_layout, params_key
-from jaxinit._src.tree import Leaf, Owner, Unmatched, as_rules, key_name, make_leaves, plan
+from jaxinit._src.core.initializer import check_key, is_traced
+from jaxinit._src.flax.linen import flax_layout, params_key
+from jaxinit._src.tree.draw import draw_jobs
+from jaxinit._src.tree.rules import Leaf, Owner, Unmatched, as_rules, key_name, make_leaves, plan
 
 __all__ = ["nnx_init", "trace_nnx"]
 

@@ -2,7 +2,7 @@
 
 Leaves are grouped into layers of known kind (from the module classes: the
 NNX graph, the Equinox tree, or a Linen model traced abstractly), the way
-:mod:`jaxinit._src.port_torch` groups torch tensors. A composite layer
+:mod:`jaxinit._src.port.torch` groups torch tensors. A composite layer
 (attention, a recurrent cell) claims the leaves of its inner layers.
 
 What a port fills: a Linen dict's ``params`` and ``batch_stats`` collections
@@ -269,7 +269,7 @@ def _linen(
 
     modules: dict[tuple[str, ...], Any] = {}
     if model is not None:
-        from jaxinit._src.flax_tree import record_modules as _record_modules
+        from jaxinit._src.flax.linen import record_modules as _record_modules
 
         try:
             _, modules = _record_modules(model, jax.random.key(0), tuple(args), dict(kwargs or {}))

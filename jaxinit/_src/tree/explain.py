@@ -5,7 +5,7 @@ it (index and selector), the initializer that rule gives it there (a
 ``Contextual`` rule resolved, the leaf's layout applied) and the
 :class:`~jaxinit.Distribution` it will draw; then the leaves no rule takes
 and the rules that take no leaf. It reuses the planner of ``reinit``
-(:func:`jaxinit._src.tree.plan`), so it tells exactly what ``reinit`` and
+(:func:`jaxinit._src.tree.rules.plan`), so it tells exactly what ``reinit`` and
 ``init`` would do, without running any XLA program.
 """
 
@@ -17,10 +17,10 @@ from typing import Any, overload
 
 import numpy as np
 
-from jaxinit._src.core import Initializer
-from jaxinit._src.distribution import Distribution
-from jaxinit._src.layout import Layout, LayoutLike
-from jaxinit._src.tree import (
+from jaxinit._src.core.distribution import Distribution
+from jaxinit._src.core.initializer import Initializer
+from jaxinit._src.core.layout import Layout, LayoutLike
+from jaxinit._src.tree.rules import (
     Contextual,
     Leaf,
     Rule,

@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxinit._src import port_target as T
-from jaxinit._src import port_torch as P
+from jaxinit._src.port import target as T
+from jaxinit._src.port import torch as P
 
 __all__ = ["Group", "PortError", "plan"]
 

@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
-from jaxinit._src.layout import Layout
+from jaxinit._src.core.layout import Layout
 
 __all__ = ["Distribution"]
 

@@ -23,8 +23,8 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxinit._src import schemes, structured
-from jaxinit._src.core import (
+from jaxinit._src.core.gain import Nonlinearity
+from jaxinit._src.core.initializer import (
     Initializer,
     IntLike,
     RealLike,
@@ -35,8 +35,9 @@ from jaxinit._src.core import (
     sharding_of,
     warn,
 )
-from jaxinit._src.gain import Nonlinearity
-from jaxinit._src.layout import FLAX, FanMode, Layout, LayoutLike
+from jaxinit._src.core.layout import FLAX, FanMode, Layout, LayoutLike
+from jaxinit._src.schemes import iid as schemes
+from jaxinit._src.schemes import structured
 
 __all__ = [
     "constant_",
