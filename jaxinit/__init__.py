@@ -16,6 +16,8 @@ from jaxinit._src.core.layout import TORCH as TORCH
 from jaxinit._src.core.layout import Layout as Layout
 from jaxinit._src.core.layout import calculate_correct_fan as calculate_correct_fan
 from jaxinit._src.core.layout import calculate_fan_in_and_fan_out as calculate_fan_in_and_fan_out
+from jaxinit._src.layers.context import LayoutWarning as LayoutWarning
+from jaxinit._src.layers.leaf import Contextual as Contextual
 from jaxinit._src.schemes.iid import constant as constant
 from jaxinit._src.schemes.iid import kaiming_normal as kaiming_normal
 from jaxinit._src.schemes.iid import kaiming_uniform as kaiming_uniform
@@ -55,10 +57,11 @@ from jaxinit._src.schemes.torch_defaults import torch_rnn as torch_rnn
 from jaxinit._src.tree.explain import ExplainRow as ExplainRow
 from jaxinit._src.tree.explain import Explanation as Explanation
 from jaxinit._src.tree.explain import explain as explain
-from jaxinit._src.tree.rules import Contextual as Contextual
+from jaxinit._src.tree.generic import reinit as reinit
+from jaxinit._src.tree.keys import stable_hash as stable_hash
+from jaxinit._src.tree.rules import Layers as Layers
 from jaxinit._src.tree.rules import Rule as Rule
-from jaxinit._src.tree.rules import reinit as reinit
-from jaxinit._src.tree.rules import stable_hash as stable_hash
+from jaxinit._src.tree.torch_defaults import TORCH_DEFAULTS as TORCH_DEFAULTS
 
 __version__ = "0.1.0"
 
@@ -69,9 +72,12 @@ __all__ = [
     "Explanation",
     "FLAX",
     "Initializer",
+    "Layers",
     "Layout",
+    "LayoutWarning",
     "Rule",
     "TORCH",
+    "TORCH_DEFAULTS",
     "calculate_correct_fan",
     "calculate_fan_in_and_fan_out",
     "calculate_gain",

@@ -8,7 +8,6 @@
 from jaxinit._src.flax.explain import explain as explain
 from jaxinit._src.flax.linen import init as init
 from jaxinit._src.flax.linen import reinit as reinit
-from jaxinit._src.layers.torch_rules import TORCH_DEFAULTS as TORCH_DEFAULTS
 from jaxinit._src.schemes.variants import flax_constant as constant
 from jaxinit._src.schemes.variants import flax_constant_ as constant_
 from jaxinit._src.schemes.variants import flax_dirac as dirac
@@ -46,6 +45,7 @@ from jaxinit._src.schemes.variants import flax_xavier_uniform_ as xavier_uniform
 from jaxinit._src.schemes.variants import flax_zeros as zeros
 from jaxinit._src.schemes.variants import flax_zeros_ as zeros_
 from jaxinit._src.tree.rules import Rule as Rule
+from jaxinit._src.tree.torch_defaults import TORCH_DEFAULTS as TORCH_DEFAULTS
 
 __all__ = [
     "Rule",

@@ -33,7 +33,8 @@ import jaxinit.flax
 from jaxinit._src.flax.linen import linen_leaves, record_modules
 from jaxinit._src.tree import draw, flat
 from jaxinit._src.tree.keys import fold_in_words
-from jaxinit._src.tree.rules import as_rules, plan
+from jaxinit._src.tree.plan import plan
+from jaxinit._src.tree.rules import as_rules
 
 KEY = jax.random.key(7)
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def test_pooling_stops_where_it_would_draw_too_many_extra_values():
 
 def plan_tree(tree, rules, layout="torch"):
     leaves_flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    from jaxinit._src.tree.rules import key_name, make_leaves
+    from jaxinit._src.layers.leaf import key_name, make_leaves
 
     paths = [tuple(key_name(k) for k in kp) for kp, _ in leaves_flat]
     values = [v for _, v in leaves_flat]

@@ -55,7 +55,7 @@ IntLike: TypeAlias = int | np.integer[Any] | jax.Array
 # Warnings that point at the user's line
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
@@ -399,7 +399,7 @@ class Initializer:
         """The layout a call uses: the explicit one, else the calling Flax layer's, else the default."""
         if self.layout is not None:
             return self.layout
-        context = calling_layer_layout(shape_of(shape)) if shape is not None else None
+        context = calling_layer_layout(shape_of(shape), self) if shape is not None else None
         return self._mapped(context if context is not None else self.default_layout)
 
     def _mapped(self, layout: Layout) -> Layout:
@@ -485,17 +485,17 @@ class Initializer:
 # The layout of the calling Flax layer
 
 
-def calling_layer_layout(shape: tuple[int, ...]) -> Layout | None:
-    """The kernel layout of the Flax built-in layer calling the initializer, if any.
+_LAYER_CONTEXT: list[Callable[[tuple[int, ...], Any], Layout | None]] = []
 
-    Flax is only consulted if the program has imported it already: jaxinit
-    never imports flax by itself.
-    """
-    if "flax.linen" not in sys.modules and "flax.nnx" not in sys.modules:
-        return None
-    from jaxinit._src.layers import flax_layouts
 
-    return flax_layouts.calling_layer_layout(shape)
+def set_layer_context(find: Callable[[tuple[int, ...], Any], Layout | None]) -> None:
+    """Registers how the calling layer's layout is found (``jaxinit._src.layers.context``)."""
+    _LAYER_CONTEXT[:] = [find]
+
+
+def calling_layer_layout(shape: tuple[int, ...], init: Any = None) -> Layout | None:
+    """The kernel layout of the Flax layer calling the initializer ``init``, if any."""
+    return _LAYER_CONTEXT[0](shape, init) if _LAYER_CONTEXT else None
 
 
 # ----------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from flax import nnx
 
 from jaxinit._src.flax.linen import linen_leaves, nnx_leaves, record_modules
 from jaxinit._src.flax.nnx_init import trace_nnx
+from jaxinit._src.layers.leaf import Leaf
 from jaxinit._src.tree.explain import Explanation, explain_leaves
-from jaxinit._src.tree.rules import Leaf, as_rules
+from jaxinit._src.tree.rules import as_rules
 
 __all__ = ["explain", "target_leaves"]
 

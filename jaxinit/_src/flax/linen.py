@@ -5,11 +5,13 @@ Paths are what the target holds: a Linen variables dict gives
 ``conv/kernel``. Module classes come from the NNX graph, or, for Linen, from
 tracing the model abstractly under ``flax.linen.intercept_methods``. A leaf
 owned by a Flax built-in layer is read in that layer's kernel layout
-(:mod:`jaxinit._src.layers.flax_layouts`); any other leaf in the flax layout.
+(:mod:`jaxinit._src.layers.registry`); any other leaf as its name says, else in
+the flax layout as a guess (see :func:`jaxinit._src.layers.leaf.flax_layout`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,77 +20,66 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxinit._src.core.layout import FLAX, Layout
-from jaxinit._src.layers.flax_layouts import layer_layout
+from jaxinit._src import compat
+from jaxinit._src.flax.common import is_box, params_key, rebox, unbox
+from jaxinit._src.flax.nnx_init import nnx_init
+from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
+from jaxinit._src.layers.registry import EINSUM, kind_of
 from jaxinit._src.tree.draw import draw_jobs
-from jaxinit._src.tree.rules import (
-    Leaf,
-    Owner,
-    Unmatched,
-    as_rules,
-    check_classes_known,
-    key_name,
-    make_leaves,
-    plan,
-)
+from jaxinit._src.tree.plan import Unmatched, check_classes_known, plan
+from jaxinit._src.tree.rules import as_rules
 
 __all__ = ["init", "reinit"]
-
-
-def is_box(x: Any) -> bool:
-    """An ``nn.Partitioned`` (or other ``AxisMetadata``) box around a leaf."""
-    return isinstance(x, nn.meta.AxisMetadata)
-
-
-def unbox(x: Any) -> Any:
-    return x.value if is_box(x) else x
-
-
-def _rebox(old: Any, new: Any) -> Any:
-    return old.replace_boxed(new) if is_box(old) else new
-
-
-def params_key(key: Any) -> jax.Array:
-    """The key the rules use: ``key`` itself, or ``key["params"]`` of a dict of keys."""
-    if isinstance(key, Mapping):
-        if "params" not in key:
-            raise ValueError("key: a dict of keys must have a 'params' entry")
-        return key["params"]
-    return key
-
-
-def flax_layout(path: tuple[str, ...], value: Any, owners: tuple[Owner, ...]) -> Layout:
-    """A leaf's layout: its owning built-in layer's kernel layout, else the flax layout."""
-    if owners and owners[-1].path == path[:-1]:
-        layout = layer_layout(owners[-1].module, tuple(value.shape))
-        if layout is not None:
-            return layout
-    return FLAX
 
 
 # ----------------------------------------------------------------------------
 # Linen
 
 
+class Modules(dict):
+    """Linen modules by path, and (``calls``) the call arguments of some of them by path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[tuple[str, ...], Mapping[str, Any]] = {}
+
+
+def _call_arguments(module: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]):
+    try:
+        bound = inspect.signature(type(module).__call__).bind(module, *args, **kwargs)
+    except TypeError:
+        return {}
+    return {k: v for k, v in bound.arguments.items() if k != "self"}
+
+
 def record_modules(model: nn.Module, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]):
-    """Abstract variables of ``model.init`` and the module at every path."""
-    modules: dict[tuple[str, ...], nn.Module] = {}
+    """Abstract variables of ``model.init`` and the module at every path.
+
+    The returned mapping also holds, as ``.calls``, the call arguments of the
+    layers whose kernel layout depends on them (``nn.Einsum(...)(x, "bi,io->bo")``).
+    """
+    modules = Modules()
 
     def interceptor(next_fun, a, kw, context):
         module = context.module
         try:
             path = tuple(str(p) for p in module.path)
-        except Exception:  # an unbound module has no path
+        except Exception:  # noqa: BLE001  (an unbound module has no path)
             path = None
         if path is not None:
             modules.setdefault(path, module)
+            if context.method_name == "__call__" and path not in modules.calls:
+                row = kind_of(module)
+                if row is not None and row.kind == EINSUM:
+                    modules.calls[path] = _call_arguments(module, a, kw)
         return next_fun(*a, **kw)
 
     def run(k):
         with nn.intercept_methods(interceptor):
             return model.init(k, *args, **kwargs)
 
-    abstract = jax.eval_shape(run, key)
+    with compat.empty_defaults_tolerated():
+        abstract = jax.eval_shape(run, key)
     modules.setdefault((), model)
     return abstract, modules
 
@@ -110,7 +101,8 @@ def linen_leaves(
         for depth in range(len(module_path) + 1):
             mod = modules.get(module_path[:depth])
             if mod is not None:
-                found.append(Owner(prefix + module_path[:depth], type(mod), mod))
+                calls = getattr(modules, "calls", {}).get(module_path[:depth], {})
+                found.append(Owner(prefix + module_path[:depth], type(mod), mod, calls))
         return tuple(found)
 
     leaves = make_leaves(paths, values, owners_of, flax_layout)
@@ -135,10 +127,12 @@ def _linen_reinit(target, rules, key, strict, unmatched, donate, model, args, kw
     jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return target
-    new = draw_jobs(params_key(key), jobs, [leaf.value for leaf in leaves], donate)
+    new = draw_jobs(
+        params_key(key, "jaxinit.flax.reinit"), jobs, [leaf.value for leaf in leaves], donate
+    )
     out = list(boxed)
     for job, x in zip(jobs, new):
-        out[job.index] = _rebox(out[job.index], x)
+        out[job.index] = rebox(out[job.index], x)
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -176,7 +170,9 @@ def _nnx_reinit(module, rules, key, strict, unmatched, donate):
     jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return module
-    new = draw_jobs(params_key(key), jobs, [leaf.value for leaf in leaves], donate)
+    new = draw_jobs(
+        params_key(key, "jaxinit.flax.reinit"), jobs, [leaf.value for leaf in leaves], donate
+    )
     for job, x in zip(jobs, new):  # only now, when every draw succeeded
         variables[job.index].set_value(x)
     return module
@@ -237,6 +233,7 @@ def reinit(
         dtype (naming the rule and path); the target is untouched.
     """
     rules_t = as_rules(rules)
+    params_key(key, "jaxinit.flax.reinit")  # the key is checked before anything is done
     if isinstance(target, nnx.Module):
         return _nnx_reinit(target, rules_t, key, strict, unmatched, donate)
     return _linen_reinit(
@@ -279,7 +276,9 @@ def _init_rest(
         for i, x in zip(slots, dyn):
             leaves[i] = x
         a, kw = jax.tree_util.tree_unflatten(in_tree, leaves)
-        full = jax.tree_util.tree_flatten(model.init(k, *a, **kw), is_leaf=is_box)[0]
+        with compat.empty_defaults_tolerated():
+            variables = model.init(k, *a, **kw)
+        full = jax.tree_util.tree_flatten(variables, is_leaf=is_box)[0]
         return [full[i] for i in rest]
 
     jitted = jax.jit(run)
@@ -357,10 +356,9 @@ def init(
     True
     """
     if not isinstance(model, nn.Module):  # NNX: a module class or a function building one
-        from jaxinit._src.flax.nnx_init import nnx_init
-
         return nnx_init(model, key, args, kwargs, rules=rules, strict=strict, unmatched=unmatched)
     rules_t = as_rules(rules)
+    rule_key = params_key(key, "jaxinit.flax.init")
     flat_in, in_tree = jax.tree_util.tree_flatten((args, kwargs))
     dynamic = [i for i, x in enumerate(flat_in) if isinstance(x, jax.Array | np.ndarray)]
 
@@ -380,6 +378,6 @@ def init(
         )
         for i, x in zip(rest, run(key, [flat_in[i] for i in dynamic])):
             out[i] = x
-    for job, x in zip(jobs, draw_jobs(params_key(key), jobs, [leaf.value for leaf in leaves])):
-        out[job.index] = _rebox(out[job.index], x)
+    for job, x in zip(jobs, draw_jobs(rule_key, jobs, [leaf.value for leaf in leaves])):
+        out[job.index] = rebox(out[job.index], x)
     return jax.tree_util.tree_unflatten(treedef, out)

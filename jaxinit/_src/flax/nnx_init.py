@@ -28,13 +28,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.extend
 from flax import nnx
 
-from jaxinit._src.core.initializer import check_key, is_traced
-from jaxinit._src.flax.linen import flax_layout, params_key
+from jaxinit._src.compat import empty_defaults_tolerated, jaxpr_as_fun, prune_jaxpr
+from jaxinit._src.core.initializer import is_traced
+from jaxinit._src.flax.common import params_key
+from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
 from jaxinit._src.tree.draw import draw_jobs
-from jaxinit._src.tree.rules import Leaf, Owner, Unmatched, as_rules, key_name, make_leaves, plan
+from jaxinit._src.tree.plan import Unmatched, plan
+from jaxinit._src.tree.rules import as_rules
 
 __all__ = ["nnx_init", "trace_nnx"]
 
@@ -81,32 +83,13 @@ class TracedModule:
             traced = [j for j in range(len(self.leaves)) if j not in self.static]
             output = {j: n for n, j in enumerate(traced)}  # state leaf -> jaxpr output
             keep = [output[i] for i in indices if i not in self.static]
-            pruned = self.rest[indices] = prune(self.jaxpr, keep)
+            pruned = self.rest[indices] = prune_jaxpr(self.jaxpr, keep)
         # a constant output comes back as the jaxpr's literal: put it on a device, as eager does
         values = iter(
             x if isinstance(x, jax.Array) else jax.device_put(x)
-            for x in jax.extend.core.jaxpr_as_fun(pruned)(*key_leaves)
+            for x in jaxpr_as_fun(pruned)(*key_leaves)
         )
         return [copy.copy(self.static[i]) if i in self.static else next(values) for i in indices]
-
-
-def prune(closed: Any, keep: Sequence[int]) -> Any:
-    """``closed`` with only the outputs ``keep`` and the equations they need (or with effects)."""
-    jaxpr = closed.jaxpr
-    outvars = [jaxpr.outvars[i] for i in keep]
-    live = {v for v in outvars if isinstance(v, jax.extend.core.Var)}
-    eqns = []
-    for eqn in reversed(jaxpr.eqns):
-        if eqn.effects or any(v in live for v in eqn.outvars):
-            eqns.append(eqn)
-            live.update(v for v in eqn.invars if isinstance(v, jax.extend.core.Var))
-    eqns.reverse()
-    effects = frozenset().union(*(eqn.effects for eqn in eqns))
-    debug = jaxpr.debug_info._replace(result_paths=None)
-    return jax.extend.core.ClosedJaxpr(
-        jaxpr.replace(outvars=outvars, eqns=eqns, effects=effects, debug_info=debug),
-        closed.consts,
-    )
 
 
 _TRACE_CACHE: dict[Any, tuple[Any, TracedModule]] = {}
@@ -171,7 +154,8 @@ def trace_nnx(
         captured["static"] = {i: value for i, (_, value) in enumerate(flat) if not is_traced(value)}
         return [value for _, value in flat if is_traced(value)]
 
-    traced = jax.jit(build).trace(*(jax.ShapeDtypeStruct(*_abstract(k)) for k in key_leaves))
+    with empty_defaults_tolerated():  # a zero-width layer's Flax default would divide by 0
+        traced = jax.jit(build).trace(*(jax.ShapeDtypeStruct(*_abstract(k)) for k in key_leaves))
     paths: list[tuple[str, ...]] = captured["paths"]
     modules: dict[tuple[str, ...], Any] = captured["modules"]
     static: dict[int, Any] = captured["static"]
@@ -236,15 +220,14 @@ def nnx_init(
             f"building an NNX module, got {factory!r}"
         )
     rules_t = as_rules(rules)
-    rule_key = params_key(key)  # checks a dict of keys has "params"
-    check_key("jaxinit.flax.init", rule_key)
+    rule_key = params_key(key, "jaxinit.flax.init")
     traced = trace_nnx(factory, key, args, kwargs)
     leaves = traced.leaves
     jobs = plan(leaves, rules_t, strict, unmatched, abstract_ok=True)
     drawn = {job.index for job in jobs}
     rest = tuple(i for i in range(len(leaves)) if i not in drawn)
     values: list[Any] = [None] * len(leaves)
-    draws = draw_jobs(rule_key, jobs, [leaf.value for leaf in leaves])  # validates first
+    draws = draw_jobs(rule_key, jobs, [leaf.value for leaf in leaves])
     if rest:
         for i, x in zip(rest, traced.rest_values(rest, jax.tree_util.tree_leaves(key))):
             values[i] = x

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxinit._src.layers.registry import KINDS
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
 
@@ -129,28 +130,8 @@ _DEFAULT_TARGET = {
     P.GRU: T.GRU_CELL,
     P.RNN: T.SIMPLE_CELL,
 }
-_DEFAULT_TORCH = {
-    T.DENSE: P.LINEAR,
-    T.DENSE_GENERAL: P.LINEAR,
-    T.CONV: P.CONV,
-    T.CONV_TRANSPOSE: P.CONV_TRANSPOSE,
-    T.EMBED: P.EMBEDDING,
-    T.NORM: P.NORM,
-    T.ATTENTION: P.MHA,
-    T.LSTM_CELL: P.LSTM,
-    T.LSTM_FUSED: P.LSTM,
-    T.GRU_CELL: P.GRU,
-    T.GRU_FUSED: P.GRU,
-    T.SIMPLE_CELL: P.RNN,
-    T.EQX_LINEAR: P.LINEAR,
-    T.EQX_CONV: P.CONV,
-    T.EQX_CONV_TRANSPOSE: P.CONV_TRANSPOSE,
-    T.EQX_EMBED: P.EMBEDDING,
-    T.EQX_NORM: P.NORM,
-    T.EQX_MHA: P.MHA,
-    T.EQX_LSTM: P.LSTM,
-    T.EQX_GRU: P.GRU,
-}
+# A target layer's torch counterpart, from the registry of layer kinds.
+_DEFAULT_TORCH = {row.kind: row.torch for row in KINDS if row.torch is not None}
 
 
 def infer_torch_kind(names: Mapping[str, Any]) -> str | None:

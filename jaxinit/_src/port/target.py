@@ -21,29 +21,33 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit._src.layers.registry import (  # noqa: F401  (the kinds, for the port)
+    ATTENTION,
+    CONV,
+    CONV_TRANSPOSE,
+    DENSE,
+    DENSE_GENERAL,
+    EMBED,
+    EQX_CONV,
+    EQX_CONV_TRANSPOSE,
+    EQX_EMBED,
+    EQX_GRU,
+    EQX_LINEAR,
+    EQX_LSTM,
+    EQX_MHA,
+    EQX_NORM,
+    GRU_CELL,
+    GRU_FUSED,
+    KINDS,
+    LSTM_CELL,
+    LSTM_FUSED,
+    NORM,
+    SIMPLE_CELL,
+)
+
 __all__ = ["Target", "TargetLayer", "TargetLeaf", "collect"]
 
-DENSE = "dense"
-DENSE_GENERAL = "dense_general"
-CONV = "conv"
-CONV_TRANSPOSE = "conv_transpose"
-EMBED = "embed"
-NORM = "norm"
-ATTENTION = "attention"
-LSTM_CELL = "lstm_cell"  # Linen LSTMCell/OptimizedLSTMCell, NNX LSTMCell: ii..io, hi..ho
-LSTM_FUSED = "lstm_fused"  # NNX OptimizedLSTMCell: dense_i (in, 4H), dense_h (H, 4H)
-GRU_CELL = "gru_cell"  # Linen GRUCell: ir, iz, in, hr, hz, hn
-GRU_FUSED = "gru_fused"  # NNX GRUCell: dense_i (in, 3H) with bias, dense_h (H, 3H) without
-SIMPLE_CELL = "simple_cell"  # Linen SimpleCell (i, h), NNX SimpleCell (dense_i, dense_h)
-EQX_LINEAR = "eqx_linear"
-EQX_CONV = "eqx_conv"
-EQX_CONV_TRANSPOSE = "eqx_conv_transpose"
-EQX_EMBED = "eqx_embed"
-EQX_NORM = "eqx_norm"
-EQX_MHA = "eqx_mha"
-EQX_LSTM = "eqx_lstm"
-EQX_GRU = "eqx_gru"
-COMPOSITE = (ATTENTION, LSTM_CELL, LSTM_FUSED, GRU_CELL, GRU_FUSED, SIMPLE_CELL, EQX_MHA)
+COMPOSITE = tuple(dict.fromkeys(row.kind for row in KINDS if row.composite))
 
 _LINEN_COLLECTIONS = ("params", "batch_stats")
 
@@ -53,47 +57,8 @@ def _classes(module: Any, *names: str) -> tuple[type, ...]:
 
 
 def _kind_table() -> list[tuple[tuple[type, ...], str]]:
-    """(classes, kind), most specific first; only for the libraries already imported."""
-    table: list[tuple[tuple[type, ...], str]] = []
-    if "flax" in sys.modules:
-        import flax.linen as nn
-        from flax import nnx
-
-        table += [
-            (_classes(nn, "MultiHeadDotProductAttention"), ATTENTION),
-            (_classes(nnx, "MultiHeadAttention"), ATTENTION),
-            (_classes(nn, "LSTMCell", "OptimizedLSTMCell"), LSTM_CELL),
-            (_classes(nnx, "OptimizedLSTMCell"), LSTM_FUSED),
-            (_classes(nnx, "LSTMCell"), LSTM_CELL),
-            (_classes(nn, "GRUCell"), GRU_CELL),
-            (_classes(nnx, "GRUCell"), GRU_FUSED),
-            (_classes(nn, "SimpleCell") + _classes(nnx, "SimpleCell"), SIMPLE_CELL),
-            (_classes(nn, "DenseGeneral") + _classes(nnx, "LinearGeneral"), DENSE_GENERAL),
-            (_classes(nn, "Dense") + _classes(nnx, "Linear"), DENSE),
-            (_classes(nn, "ConvTranspose") + _classes(nnx, "ConvTranspose"), CONV_TRANSPOSE),
-            (_classes(nn, "Conv") + _classes(nnx, "Conv"), CONV),
-            (_classes(nn, "Embed") + _classes(nnx, "Embed"), EMBED),
-            (
-                _classes(nn, "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm", "InstanceNorm")
-                + _classes(nnx, "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm", "InstanceNorm"),
-                NORM,
-            ),
-        ]
-    if "equinox" in sys.modules:
-        import equinox as eqx
-
-        en = eqx.nn
-        table += [
-            (_classes(en, "MultiheadAttention"), EQX_MHA),
-            (_classes(en, "LSTMCell"), EQX_LSTM),
-            (_classes(en, "GRUCell"), EQX_GRU),
-            (_classes(en, "Linear"), EQX_LINEAR),
-            (_classes(en, "ConvTranspose"), EQX_CONV_TRANSPOSE),
-            (_classes(en, "Conv"), EQX_CONV),
-            (_classes(en, "Embedding"), EQX_EMBED),
-            (_classes(en, "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm"), EQX_NORM),
-        ]
-    return [(c, k) for c, k in table if c]
+    """(classes, kind) of the registry, most specific first; only frameworks already imported."""
+    return [(classes, row.kind) for row in KINDS if (classes := row.resolve())]
 
 
 def module_kind(module: Any, table: Sequence[tuple[tuple[type, ...], str]]) -> str | None:

@@ -61,7 +61,9 @@ import numpy as np
 from jaxinit._src.core.distribution import Distribution
 from jaxinit._src.core.initializer import Initializer
 from jaxinit._src.core.layout import LayoutLike, torch_order
-from jaxinit._src.tree.rules import Leaf, Unmatched, as_rules, plan
+from jaxinit._src.layers.leaf import Leaf
+from jaxinit._src.tree.plan import Unmatched, plan
+from jaxinit._src.tree.rules import as_rules
 
 __all__ = ["assert_follows", "assert_tree_follows", "ks_pvalue"]
 
@@ -463,7 +465,7 @@ def _leaves(
         return target_leaves(
             tree, args, kwargs, key=key if model is not None else None, model=model
         )
-    from jaxinit._src.tree.rules import tree_leaves
+    from jaxinit._src.tree.generic import tree_leaves
 
     return tree_leaves(tree, "torch" if layout is None else layout)[2]
 

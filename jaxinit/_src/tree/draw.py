@@ -38,10 +38,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.core.initializer import Initializer, check_key, is_traced, kernel_sharding, place
+from jaxinit._src.core.initializer import Initializer, is_traced, kernel_sharding, place
 from jaxinit._src.tree.flat import ELEMENTWISE, Program, fit, size_buckets
-from jaxinit._src.tree.keys import fold_in_words, key_impl
-from jaxinit._src.tree.rules import Job, stable_hash
+from jaxinit._src.tree.keys import fold_in_words, key_impl, leaf_key, path_words
+from jaxinit._src.tree.plan import Job
 
 __all__ = ["draw_jobs"]
 
@@ -52,23 +52,29 @@ FLAT = True
 
 @functools.partial(jax.jit, static_argnames=("fn", "shape", "dtype", "layout", "out_sharding"))
 def _draw_leaf(key, path_hash, *params, fn, shape, dtype, layout, out_sharding):
-    """One leaf: its kernel, keyed by ``fold_in(key, path_hash)``."""
-    leaf_key = jax.random.fold_in(key, path_hash)
-    return fn(leaf_key, *params, shape=shape, dtype=dtype, layout=layout, out_sharding=out_sharding)
+    """One leaf: its kernel, keyed by the leaf key of its path hash's words."""
+    return fn(
+        leaf_key(key, path_hash),
+        *params,
+        shape=shape,
+        dtype=dtype,
+        layout=layout,
+        out_sharding=out_sharding,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("init", "shape", "dtype"))
 def _draw_callable(key, path_hash, *, init, shape, dtype):
     """One leaf from a foreign initializer (``jax.nn.initializers``, a user's function)."""
-    return init(jax.random.fold_in(key, path_hash), shape, dtype)
+    return init(leaf_key(key, path_hash), shape, dtype)
 
 
 class _Drawer:
     """A validated way to draw one job's array from the base key."""
 
-    def __init__(self, job: Job, key: jax.Array):
+    def __init__(self, job: Job, key: jax.Array, words: np.ndarray):
         self.job = job
-        self.hash = np.uint32(stable_hash(job.path))
+        self.hash = words  # (hi, lo) of the path's hash
         init = job.init
         self.init = init
         self.statics: dict[str, Any] | None = None
@@ -100,7 +106,7 @@ class _Drawer:
         try:
             hash(init)
         except TypeError:  # an unhashable callable cannot be a static argument: call it as is
-            return init(jax.random.fold_in(key, self.hash), job.shape, job.dtype)
+            return init(leaf_key(key, self.hash), job.shape, job.dtype)
         return _draw_callable(key, self.hash, init=init, shape=job.shape, dtype=job.dtype)
 
     @property
@@ -163,7 +169,7 @@ class _Drawer:
                 out = self.statics["fn"](None, *self.params, **statics)
         elif isinstance(self.init, Initializer):
             out = self.init(
-                jax.random.fold_in(key, self.hash),
+                leaf_key(key, self.hash),
                 job.shape,
                 job.dtype,
                 kernel_sharding(job.sharding),
@@ -179,7 +185,7 @@ def _plan_flat(drawers: Sequence[_Drawer], key: jax.Array) -> None:
         return
     candidates = [d for d in drawers if d.elementwise]
     random = [d for d in candidates if d.init.is_random]
-    words = fold_in_words(key, [int(d.hash) for d in random]) if random else None
+    words = fold_in_words(key, np.stack([d.hash for d in random])) if random else None
     if words is None:  # not a threefry key: its random leaves stay on the per-leaf path
         candidates = [d for d in candidates if not d.init.is_random]
     leaf_words = dict(zip(map(id, random), words)) if words is not None else {}
@@ -231,26 +237,30 @@ def draw_jobs(
       key: the base key.
       jobs: what to draw (from :func:`jaxinit._src.tree.rules.plan`).
       values: every (unboxed) leaf of the target, indexed by ``job.index``.
-      donate: delete each replaced array just before its replacement is
-        drawn (peak memory near one copy of the parameters), unless a kept
-        leaf shares its buffer.
+      donate: delete each replaced array as soon as its replacement exists
+        (peak memory near one copy of the parameters plus one leaf), unless a
+        kept leaf shares its buffer. Initializers that can fail at run time
+        (foreign callables) are drawn first, before anything is deleted.
+
+    The key is not checked here: each door checks it once, on entry.
 
     Raises:
       ValueError, TypeError: from a job's validation, with a note naming the
         rule and the path; nothing has been drawn or deleted then.
     """
-    check_key("reinit", key)
     drawers: list[_Drawer] = []
-    for job in jobs:
+    words = path_words([job.path for job in jobs])
+    for job, w in zip(jobs, words):
         try:
-            drawers.append(_Drawer(job, key))
+            drawers.append(_Drawer(job, key, w))
         except Exception as e:
             e.add_note(f"in {job.rule_desc} on {job.path!r}; the target was left untouched")
             raise
     _plan_flat(drawers, key)
     deletable = _donatable(values, jobs) if donate else [False] * len(jobs)
     order = _draw_order(drawers)
-    if any(deletable):
+    if any(deletable):  # what may fail at run time first, while nothing is deleted yet
+        order = sorted(order, key=lambda i: drawers[i].statics is not None)
         done: set[Any] = set()
         for drawer in drawers:
             drawer.compile(key, done)
@@ -260,10 +270,11 @@ def draw_jobs(
         for i in order:
             for future in pending.get(i, ()):
                 future.result()  # compiled by now (or its error raised here)
+            out[i] = drawers[i](key)
             old = values[jobs[i].index]
             if deletable[i] and not old.is_deleted():
+                jax.block_until_ready(out[i])  # the new value exists before the old goes
                 old.delete()
-            out[i] = drawers[i](key)
     return out
 
 

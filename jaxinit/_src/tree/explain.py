@@ -20,15 +20,10 @@ import numpy as np
 from jaxinit._src.core.distribution import Distribution
 from jaxinit._src.core.initializer import Initializer
 from jaxinit._src.core.layout import Layout, LayoutLike
-from jaxinit._src.tree.rules import (
-    Contextual,
-    Leaf,
-    Rule,
-    _why_unused,
-    as_rules,
-    plan,
-    tree_leaves,
-)
+from jaxinit._src.layers.leaf import Contextual, Leaf
+from jaxinit._src.tree.generic import tree_leaves
+from jaxinit._src.tree.plan import plan, why_unused
+from jaxinit._src.tree.rules import Rule, as_rules
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
 
@@ -247,7 +242,7 @@ def explain_leaves(leaves: Sequence[Leaf], rules: Sequence[Rule]) -> Explanation
     used = {job.rule for job in jobs}
     unused = [
         f"rule {r} ({describe_selector(rule.selector)} -> {rule.init!r}): "
-        f"{_why_unused(r, rule, leaves, taken)}"
+        f"{why_unused(r, rule, leaves, taken)}"
         for r, rule in enumerate(rules)
         if r not in used and not rule.optional
     ]
