@@ -383,5 +383,6 @@ def test_lstm_equinox_starts_and_computes_as_torch():
         ns["SequenceClassifier"],
         lambda k: ns["EqxSequenceClassifier"](key=k),
         rename=ns["rename"],
+        seeds=4,  # the summed bias is sqrt(2) wider: 4 seeds see it
     )
     assert {r.path for r in report.rows if r.failures} == {"lstm/0/bias", "lstm/1/bias"}
