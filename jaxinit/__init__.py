@@ -58,6 +58,7 @@ from jaxinit._src.tree.explain import ExplainRow as ExplainRow
 from jaxinit._src.tree.explain import Explanation as Explanation
 from jaxinit._src.tree.explain import explain as explain
 from jaxinit._src.tree.generic import reinit as reinit
+from jaxinit._src.tree.keys import leaf_key as leaf_key
 from jaxinit._src.tree.keys import stable_hash as stable_hash
 from jaxinit._src.tree.rules import Layers as Layers
 from jaxinit._src.tree.rules import Rule as Rule
@@ -92,6 +93,7 @@ __all__ = [
     "kaiming_normal_",
     "kaiming_uniform",
     "kaiming_uniform_",
+    "leaf_key",
     "normal",
     "normal_",
     "ones",

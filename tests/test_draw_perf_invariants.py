@@ -3,7 +3,7 @@
 ``jaxinit.flax.init``/``reinit`` draw the leaves of elementwise families flat,
 one program per element count, keys folded in on the host
 (:mod:`jaxinit._src.tree.flat`, :mod:`jaxinit._src.tree.keys`). The values are defined
-by the plain call ``init(fold_in(key, stable_hash(path)), shape, dtype)`` of
+by the plain call ``init(leaf_key(key, path), shape, dtype)`` of
 each leaf's initializer: every test here compares against that, bit for bit,
 in float32, bfloat16, float16, float64 and complex, sharded and not, and with
 the flat path turned off (``draw.FLAT = False``, the per-leaf kernels).
@@ -32,7 +32,7 @@ import jaxinit
 import jaxinit.flax
 from jaxinit._src.flax.linen import linen_leaves, record_modules
 from jaxinit._src.tree import draw, flat
-from jaxinit._src.tree.keys import fold_in_words
+from jaxinit._src.tree.keys import fold_in_words, path_words
 from jaxinit._src.tree.plan import plan
 from jaxinit._src.tree.rules import as_rules
 
@@ -54,7 +54,7 @@ def by_definition(jobs, key):
     """Each job's leaf as its initializer's plain call defines it."""
     out = {}
     for job in jobs:
-        leaf_key = jax.random.fold_in(key, jaxinit.stable_hash(job.path))
+        leaf_key = jaxinit.leaf_key(key, job.path)
         out[job.path] = job.init(leaf_key, job.shape, job.dtype, job.sharding)
     return out
 
@@ -69,15 +69,19 @@ def by_definition(jobs, key):
     ids=["key0", "key_max", "raw_key", "key7"],
 )
 def test_host_fold_in_is_jax_fold_in(key):
-    data = [0, 1, 2, 255, 2**16, 2**31 - 1, 2**32 - 1]
-    data += [jaxinit.stable_hash(p) for p in ("params/Dense_0/kernel", "a/b/c", "")]
-    want = [np.asarray(jax.random.key_data(jax.random.fold_in(key, np.uint32(d)))) for d in data]
+    edges = [0, 1, 2, 255, 2**16, 2**31 - 1, 2**32 - 1]
+    data = np.array([(a, b) for a in edges for b in edges[::2]], np.uint32)
+    data = np.concatenate([data, path_words(["params/Dense_0/kernel", "a/b/c", ""])])
+    want = [
+        np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.fold_in(key, hi), lo)))
+        for hi, lo in data
+    ]
     np.testing.assert_array_equal(fold_in_words(key, data), np.stack(want))
 
 
 def test_other_prng_implementations_are_left_to_jax():
     key = jax.random.key(0, impl="rbg")
-    assert fold_in_words(key, [1]) is None
+    assert fold_in_words(key, np.zeros((1, 2), np.uint32)) is None
     tree = {"w": jnp.zeros((64, 32)), "b": jnp.zeros((32,))}
     rules = [("w", jaxinit.kaiming_uniform()), ("b", jaxinit.normal())]
     out = jaxinit.reinit(tree, rules, key=key)
@@ -124,7 +128,7 @@ def plan_tree(tree, rules, layout="torch"):
     paths = [tuple(key_name(k) for k in kp) for kp, _ in leaves_flat]
     values = [v for _, v in leaves_flat]
     lay = jaxinit.Layout(1, 0) if layout == "torch" else jaxinit.FLAX
-    leaves = make_leaves(paths, values, lambda i: (), lambda p, v, o: lay)
+    leaves = make_leaves(paths, values, lambda i: (), lambda p, v, o: (lay, False))
     return plan(leaves, as_rules(rules), True)
 
 

@@ -21,7 +21,7 @@ from flax import nnx
 
 import jaxinit
 import jaxinit.flax
-from jaxinit._src.tree.keys import leaf_key, path_words
+from jaxinit._src.tree.keys import path_words, words_key
 
 KEY = jax.random.key(0)
 
@@ -75,12 +75,17 @@ def test_a_leaf_is_drawn_with_the_key_of_its_path():
     h = jaxinit.stable_hash("a/kernel")
     key = jax.random.fold_in(jax.random.fold_in(KEY, h >> 32), h & 0xFFFFFFFF)
     np.testing.assert_array_equal(out["a"]["kernel"], init(key, (8, 8)))
+    np.testing.assert_array_equal(
+        jax.random.key_data(jaxinit.leaf_key(KEY, "a/kernel")), jax.random.key_data(key)
+    )
 
 
 def test_paths_whose_31_bit_hashes_collided_now_draw_different_values():
     # These two paths shared their 31-bit hash (so their key) before.
     a, b = "params/block_76486/kernel", "params/block_85223/kernel"
-    old = [int.from_bytes(hashlib.sha256(p.encode()).digest()[:4], "big") & 0x7FFFFFFF for p in (a, b)]
+    old = [
+        int.from_bytes(hashlib.sha256(p.encode()).digest()[:4], "big") & 0x7FFFFFFF for p in (a, b)
+    ]
     assert old[0] == old[1]
     tree = {"params": {p.split("/")[1]: {"kernel": jnp.zeros((4, 4))} for p in (a, b)}}
     out = jaxinit.reinit(tree, [("*kernel", jaxinit.normal())], key=KEY)
@@ -91,7 +96,7 @@ def test_paths_whose_31_bit_hashes_collided_now_draw_different_values():
 def test_host_key_words_equal_jax_fold_in():
     words = path_words(["x/kernel", "y/bias", "z"])
     for w in words:
-        key = leaf_key(KEY, w)
+        key = words_key(KEY, w)
         want = jax.random.fold_in(jax.random.fold_in(KEY, int(w[0])), int(w[1]))
         np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(want))
 
@@ -147,7 +152,9 @@ def test_donate_deletes_the_replaced_originals_on_success():
     ],
 )
 def test_an_uncalled_foreign_builder_in_rules_is_named(builder, name):
-    with pytest.raises(TypeError, match=rf"{name} is a builder .* call it: \('\*kernel', {name}\(\)\)"):
+    with pytest.raises(
+        TypeError, match=rf"{name} is a builder .* call it: \('\*kernel', {name}\(\)\)"
+    ):
         jaxinit.reinit({"kernel": jnp.zeros((3, 3))}, [("*kernel", builder)], key=KEY)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from jaxinit._src.core.initializer import Initializer, is_traced, kernel_sharding, place
 from jaxinit._src.tree.flat import ELEMENTWISE, Program, fit, size_buckets
-from jaxinit._src.tree.keys import fold_in_words, key_impl, leaf_key, path_words
+from jaxinit._src.tree.keys import fold_in_words, key_impl, words_key, path_words
 from jaxinit._src.tree.plan import Job
 
 __all__ = ["draw_jobs"]
@@ -54,7 +54,7 @@ FLAT = True
 def _draw_leaf(key, path_hash, *params, fn, shape, dtype, layout, out_sharding):
     """One leaf: its kernel, keyed by the leaf key of its path hash's words."""
     return fn(
-        leaf_key(key, path_hash),
+        words_key(key, path_hash),
         *params,
         shape=shape,
         dtype=dtype,
@@ -66,7 +66,7 @@ def _draw_leaf(key, path_hash, *params, fn, shape, dtype, layout, out_sharding):
 @functools.partial(jax.jit, static_argnames=("init", "shape", "dtype"))
 def _draw_callable(key, path_hash, *, init, shape, dtype):
     """One leaf from a foreign initializer (``jax.nn.initializers``, a user's function)."""
-    return init(leaf_key(key, path_hash), shape, dtype)
+    return init(words_key(key, path_hash), shape, dtype)
 
 
 class _Drawer:
@@ -106,7 +106,7 @@ class _Drawer:
         try:
             hash(init)
         except TypeError:  # an unhashable callable cannot be a static argument: call it as is
-            return init(leaf_key(key, self.hash), job.shape, job.dtype)
+            return init(words_key(key, self.hash), job.shape, job.dtype)
         return _draw_callable(key, self.hash, init=init, shape=job.shape, dtype=job.dtype)
 
     @property
@@ -169,7 +169,7 @@ class _Drawer:
                 out = self.statics["fn"](None, *self.params, **statics)
         elif isinstance(self.init, Initializer):
             out = self.init(
-                leaf_key(key, self.hash),
+                words_key(key, self.hash),
                 job.shape,
                 job.dtype,
                 kernel_sharding(job.sharding),
@@ -209,7 +209,7 @@ def _buffers(x: jax.Array) -> set[int]:
     """The device buffers behind a concrete array (its identity if they cannot be read)."""
     try:
         return {shard.data.unsafe_buffer_pointer() for shard in x.addressable_shards}
-    except Exception:  # not every backend exposes buffer pointers
+    except (AttributeError, NotImplementedError, RuntimeError):  # not every backend exposes them
         return {id(x)}
 
 

@@ -29,7 +29,15 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["THREEFRY", "fold_in_words", "key_impl", "leaf_key", "path_words", "stable_hash"]
+__all__ = [
+    "THREEFRY",
+    "fold_in_words",
+    "key_impl",
+    "leaf_key",
+    "path_words",
+    "stable_hash",
+    "words_key",
+]
 
 THREEFRY = "threefry2x32"
 
@@ -72,9 +80,34 @@ def path_words(paths: Sequence[str]) -> np.ndarray:
     return words.reshape(len(hashes), 2)
 
 
-def leaf_key(key: jax.Array, words: Any) -> jax.Array:
+def words_key(key: jax.Array, words: Any) -> jax.Array:
     """The key of the leaf whose path hash has the words ``(hi, lo)``."""
     return jax.random.fold_in(jax.random.fold_in(key, words[0]), words[1])
+
+
+def leaf_key(key: jax.Array, path: str) -> jax.Array:
+    """The key the tree tools draw the leaf at ``path`` with, from the base ``key``.
+
+    ``fold_in(fold_in(key, h >> 32), h & 0xFFFFFFFF)`` with ``h =
+    stable_hash(path)``: a leaf's values depend on the base key and its own
+    path only, so adding a layer or changing a rule never changes another leaf.
+
+    Args:
+      key: the base key given to ``reinit``/``init`` (for a dict of keys, its
+        ``"params"`` entry).
+      path: the leaf's ``/``-joined path, as ``explain`` shows it.
+
+    Returns:
+      The leaf's key.
+
+    >>> import jax, jaxinit
+    >>> w = jaxinit.reinit({"w": jax.numpy.zeros(3)}, [("w", jaxinit.normal())],
+    ...                    key=jax.random.key(0))["w"]
+    >>> bool((w == jaxinit.normal()(jaxinit.leaf_key(jax.random.key(0), "w"), (3,))).all())
+    True
+    """
+    h = stable_hash(path)
+    return words_key(key, np.array([h >> 32, h & 0xFFFFFFFF], np.uint32))
 
 
 def threefry2x32(

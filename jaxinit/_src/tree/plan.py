@@ -76,13 +76,36 @@ def why_unused(r: int, rule: Rule, leaves: Sequence[Leaf], owner: list[int | Non
 def _safe_match(selector: Any, leaf: Leaf) -> bool:
     try:
         return matches(selector, leaf)
-    except Exception:
+    except Exception:  # noqa: BLE001  (a user's predicate failing while we explain: no match)
         return False
 
 
 def _dtype_name(value: Any) -> str:
     dtype = getattr(value, "dtype", None)
     return str(dtype) if dtype is not None else type(value).__name__
+
+
+def _first_match(leaf: Leaf, rules: Sequence[Rule]) -> int | None:
+    """The index of the first rule selecting ``leaf``, or None."""
+    for r, rule in enumerate(rules):
+        try:
+            if matches(rule.selector, leaf):
+                return r
+        except Exception as e:  # noqa: BLE001  (a user's predicate: annotated and re-raised)
+            e.add_note(f"while matching {describe_rule(r, rule)} on {leaf.path_str!r}")
+            raise
+    return None
+
+
+def _concrete(rule: Rule, r: int, leaf: Leaf) -> Any:
+    """The rule's initializer for ``leaf`` (a :class:`Contextual` one resolved)."""
+    if not isinstance(rule.init, Contextual):
+        return rule.init
+    try:
+        return rule.init.resolve(leaf)
+    except Exception as e:  # noqa: BLE001  (annotated and re-raised)
+        e.add_note(f"in {describe_rule(r, rule)} on {leaf.path_str!r}")
+        raise
 
 
 def plan(
@@ -101,54 +124,39 @@ def plan(
     if unmatched not in ("keep", "error"):
         raise ValueError(f"unmatched must be 'keep' or 'error', got {unmatched!r}")
     taken_by: list[int | None] = [None] * len(leaves)
-    used = [False] * len(rules)
     guessed: list[str] = []
     jobs = []
     for index, leaf in enumerate(leaves):
-        if not leaf.candidate:
+        r = _first_match(leaf, rules) if leaf.candidate else None
+        if r is None:
             continue
-        for r, rule in enumerate(rules):
-            try:
-                hit = matches(rule.selector, leaf)
-            except Exception as e:
-                e.add_note(f"while matching {describe_rule(r, rule)} on {leaf.path_str!r}")
-                raise
-            if not hit:
-                continue
-            used[r] = True
-            taken_by[index] = r
-            init = rule.init
-            if isinstance(init, Contextual):
-                try:
-                    init = init.resolve(leaf)
-                except Exception as e:
-                    e.add_note(f"in {describe_rule(r, rule)} on {leaf.path_str!r}")
-                    raise
-            if isinstance(init, Initializer):
-                assert leaf.layout is not None
-                if leaf.guessed and reads_layout(init, leaf.shape):
-                    guessed.append(f"{leaf.path_str!r} {leaf.shape} by {describe_rule(r, rule)}")
-                init = init.in_context(leaf.layout)
-            jobs.append(
-                Job(
-                    index,
-                    leaf.path_str,
-                    r,
-                    init,
-                    leaf.shape,
-                    leaf.dtype,
-                    sharding_of(leaf.value),
-                    describe_rule(r, rule),
-                )
+        taken_by[index] = r
+        init = _concrete(rules[r], r, leaf)
+        if isinstance(init, Initializer):
+            assert leaf.layout is not None
+            if leaf.guessed and reads_layout(init, leaf.shape):
+                guessed.append(f"{leaf.path_str!r} {leaf.shape} by {describe_rule(r, rules[r])}")
+            init = init.in_context(leaf.layout)
+        jobs.append(
+            Job(
+                index,
+                leaf.path_str,
+                r,
+                init,
+                leaf.shape,
+                leaf.dtype,
+                sharding_of(leaf.value),
+                describe_rule(r, rules[r]),
             )
-            break
+        )
+    used = set(taken_by)
     if guessed:
         _layout_unknown(guessed, strict)
     if strict:
         unused = [
             f"{describe_rule(r, rule)}: {why_unused(r, rule, leaves, taken_by)}"
             for r, rule in enumerate(rules)
-            if not used[r] and not rule.optional
+            if r not in used and not rule.optional
         ]
         if unused:
             raise ValueError(
