@@ -1,12 +1,16 @@
 """The documentation site, the quickstart, and the CI contract.
 
-- The site builds with ``mkdocs build --strict`` (any warning fails), and the
-  API reference, opened in headless Chromium, shows every name in ``__all__``
-  of every public module as a rendered API object (a ``doc-heading`` element
-  whose id is the object's path). Public modules are discovered: every
-  non-underscore module of the package. A module without a reference page
-  fails with a message that says what to add. Chromium is required (CI
-  installs it); without one the test fails rather than skips.
+- The site builds with ``mkdocs build --strict`` (any warning fails). No page
+  shows unrendered markup (reStructuredText tables, Sphinx roles and
+  directives, raw LaTeX delimiters) outside code, and no page loads anything
+  from another host (KaTeX ships with the site).
+- ``docs/api/*.md`` list every public name exactly once, schemes first.
+- In headless Chromium, with every host but the local server unreachable,
+  KaTeX typesets every formula, and the API reference shows every name in
+  ``__all__`` of every public module as a rendered API object (a
+  ``doc-heading`` element whose id is the object's path). Public modules are
+  discovered: every non-underscore module of the package. A module without a
+  reference page fails with a message that says what to add.
 - The ```` ```python ```` blocks of the guide pages run (```` ```py ```` is for
   fragments that are shown, not run).
 - ``examples/quickstart.py`` runs.
@@ -15,6 +19,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import functools
 import html.parser
@@ -121,7 +126,8 @@ def dump_dom(browser: str, url: str, profile: Path) -> str:
             "--disable-component-update",
             "--disable-sync",
             f"--user-data-dir={profile}",
-            # Only the local server: CDN assets (KaTeX) fail at once instead of timing out.
+            # Only the local server: anything the site loaded from elsewhere (a CDN)
+            # fails at once, as offline, instead of timing out.
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             "--dump-dom",
             url,
@@ -135,39 +141,212 @@ def dump_dom(browser: str, url: str, profile: Path) -> str:
     return proc.stdout
 
 
-class _ObjectHeadings(html.parser.HTMLParser):
-    """Collects the ids of mkdocstrings' rendered API objects (``.doc-heading``)."""
+# What a reader sees of a page, parsed from its HTML (as built, or as the browser left it).
+
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "wbr",
+}
+_CODE = {"pre", "code", "kbd", "samp", "script", "style", "textarea", "svg", "annotation"}
+# Elements through which a page loads something (a link's rel says whether it does).
+_LOADS = {"script": "src", "img": "src", "source": "src", "iframe": "src", "embed": "src"}
+_LOADING_RELS = {"stylesheet", "preload", "modulepreload", "icon", "manifest", "prefetch"}
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)  # a scheme, or //host
+
+
+class _Page(html.parser.HTMLParser):
+    """A page's prose (text outside code and formulas), formulas, API headings and assets."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.ids: set[str] = set()
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, str | None]] = []  # (tag, "code" | "math" | None)
+        self.prose: list[str] = []
+        self.formulas: list[list] = []  # [text outside KaTeX's TeX annotation, typeset?]
+        self.katex_errors = 0
+        self.headings: list[str] = []  # ids of mkdocstrings' API objects, in page order
+        self.assets: list[str] = []  # URLs the page loads (scripts, stylesheets, images)
+
+    def _inside(self, kind: str) -> bool:
+        return any(k == kind for _, k in self.stack)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if a.get("id") and "doc-heading" in (a.get("class") or "").split():
-            self.ids.add(a["id"])  # type: ignore[arg-type]
+        a = {k: v or "" for k, v in attrs}
+        classes = a.get("class", "").split()
+        if a.get("id") and "doc-heading" in classes:
+            self.headings.append(a["id"])
+        if "katex-error" in classes:
+            self.katex_errors += 1
+        if "katex" in classes and self.formulas and self._inside("math"):
+            self.formulas[-1][1] = True
+        if tag in _LOADS and a.get(_LOADS[tag]):
+            self.assets.append(a[_LOADS[tag]])
+        if tag == "link" and _LOADING_RELS & set(a.get("rel", "").split()):
+            self.assets.append(a.get("href", ""))
+        if tag in _VOID:
+            return
+        kind = "code" if tag in _CODE else "math" if "arithmatex" in classes else None
+        if kind == "math" and not self._inside("code"):
+            self.formulas.append(["", False])
+        self.stack.append((tag, kind))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        if self._inside("code"):
+            return
+        if self._inside("math"):
+            self.formulas[-1][0] += data
+        else:
+            self.prose.append(data)
 
 
-def test_api_reference_shows_every_public_name(site, served, tmp_path):
+def parse_page(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    page.close()
+    return page
+
+
+# Markup that reached a page unrendered: reStructuredText and Sphinx in a docstring,
+# or maths that arithmatex and KaTeX did not typeset.
+_UNRENDERED = {
+    "a reStructuredText table rule (====)": re.compile(r"={4,}"),
+    "a Sphinx role": re.compile(
+        r":(?:py:)?(?:func|class|meth|mod|attr|data|obj|exc|const|math|ref):`"
+    ),
+    "a reStructuredText directive": re.compile(r"(?m)^\s*\.\. [a-z-]+::"),
+    "a raw LaTeX delimiter": re.compile(r"\\[()\[\]]|\$\$"),
+    "raw $...$ maths": re.compile(r"\$[^$\n]*\\[A-Za-z]+[^$\n]*\$"),
+}
+
+
+def unrendered_markup(page: _Page) -> list[str]:
+    """``"what: 'context'"`` for each piece of unrendered markup in the page's prose."""
+    prose = "".join(page.prose)
+    found = []
+    for what, pattern in _UNRENDERED.items():
+        for m in pattern.finditer(prose):
+            context = " ".join(prose[max(0, m.start() - 40) : m.end() + 40].split())
+            found.append(f"{what}: {context!r}")
+    return found
+
+
+def test_unrendered_markup_is_detected():
+    """The detector itself: each kind of leftover markup is found; code and formulas are not."""
+    page = parse_page(
+        "<p>family ==== ====</p><p>see :class:`Layout`</p><p>\n.. math::</p>"
+        r"<p>draws \(\mathcal{N}\)</p><p>and $\sigma^2$</p>"
+        r'<pre><code>==== :func:`x` \(b\)</code></pre><span class="arithmatex">\(a\)</span>'
+    )
+    found = unrendered_markup(page)
+    for what in _UNRENDERED:
+        assert any(f.startswith(what) for f in found), (what, found)
+    assert not any("(b" in f or "(a" in f for f in found), found
+    assert page.formulas == [["\\(a\\)", False]]
+
+
+def site_pages(site: Path) -> dict[str, _Page]:
+    return {
+        p.relative_to(site).as_posix(): parse_page(p.read_text(encoding="utf-8"))
+        for p in sorted(site.rglob("*.html"))
+    }
+
+
+def test_no_page_shows_unrendered_markup(site):
+    problems = [
+        f"{name}: {found}"
+        for name, page in site_pages(site).items()
+        for found in unrendered_markup(page)
+    ]
+    assert not problems, "unrendered markup in the built site:\n" + "\n".join(problems)
+
+
+def test_the_site_loads_nothing_from_other_hosts(site):
+    """Offline, every page works: scripts, styles, fonts and images are in the site itself."""
+    problems = [
+        f"{name} loads {url}"
+        for name, page in site_pages(site).items()
+        for url in page.assets
+        if _REMOTE.match(url) and not url.startswith("data:")
+    ]
+    for css in sorted(site.rglob("*.css")):
+        for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", css.read_text(encoding="utf-8")):
+            if url.startswith("data:"):
+                continue
+            target = css.parent / url.split("#")[0].split("?")[0]
+            if _REMOTE.match(url) or not target.is_file():
+                problems.append(f"{css.relative_to(site)}: url({url}) is not a file of the site")
+    katex = site / "assets" / "katex"
+    for name in ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js", "LICENSE"):
+        if not (katex / name).is_file():
+            problems.append(f"KaTeX's {name} is not shipped under {katex} (docs/vendor_katex.py)")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def rendered(site: Path, served: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, _Page]:
+    """The API pages and every page with a formula, as headless Chromium leaves them."""
     browser = find_browser()
-    pages = sorted(p.relative_to(site).as_posix() for p in (site / "api").rglob("*.html"))
-    assert pages, f"no API reference pages under {site / 'api'}"
+    pages = sorted(
+        name for name, page in site_pages(site).items() if name.startswith("api/") or page.formulas
+    )
+    profiles = tmp_path_factory.mktemp("chromium")
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        doms = dict(
-            zip(
-                pages,
-                pool.map(
-                    lambda i_page: dump_dom(browser, served + i_page[1], tmp_path / str(i_page[0])),
-                    enumerate(pages),
-                ),
+        doms = list(
+            pool.map(
+                lambda i_page: dump_dom(browser, served + i_page[1], profiles / str(i_page[0])),
+                enumerate(pages),
             )
         )
-    headings = {}
-    for page, dom in doms.items():
-        parser = _ObjectHeadings()
-        parser.feed(dom)
-        headings[page] = parser.ids
+    return {page: parse_page(dom) for page, dom in zip(pages, doms)}
 
+
+def test_formulas_render_offline(rendered):
+    """KaTeX, shipped with the site, typesets every formula with no network."""
+    with_math = {name: page for name, page in rendered.items() if page.formulas}
+    assert "api/jaxinit/index.html" in with_math, (
+        "expected formulas on the jaxinit API page (its docstrings have :math:), got them on "
+        f"{sorted(with_math)}"
+    )
+    problems = []
+    for name, page in with_math.items():
+        raw = [text for text, typeset in page.formulas if not typeset]
+        if raw:
+            problems.append(
+                f"{name}: {len(raw)} of {len(page.formulas)} formulas not typeset by KaTeX, "
+                f"e.g. {raw[0]!r}"
+            )
+        if page.katex_errors:
+            problems.append(f"{name}: {page.katex_errors} KaTeX errors (.katex-error)")
+        left = [text for text, _ in page.formulas if re.search(r"\\[()\[\]]", text)]
+        if left:
+            problems.append(f"{name}: TeX delimiters left in the page's text, e.g. {left[0]!r}")
+        problems += [f"{name} (in the browser): {f}" for f in unrendered_markup(page)]
+    assert not problems, "\n".join(problems)
+
+
+def test_api_reference_shows_every_public_name(rendered):
+    headings = {name: set(p.headings) for name, p in rendered.items() if name.startswith("api/")}
+    assert headings, "no API reference pages under site/api"
     problems = []
     for name in public_modules():
         module = importlib.import_module(name)
@@ -191,6 +370,56 @@ def test_api_reference_shows_every_public_name(site, served, tmp_path):
                 f"(mkdocstrings leaves out objects without a docstring)"
             )
     assert not problems, "\n".join(problems)
+
+
+_API_ENTRY = re.compile(r"^:::\s+(\S+)\s*$", re.MULTILINE)
+
+
+def test_api_pages_list_every_public_name_once():
+    """docs/api/*.md name their objects one by one, grouped: none missing, none twice."""
+    listed = collections.Counter(
+        target
+        for md in sorted((ROOT / "docs" / "api").glob("*.md"))
+        for target in _API_ENTRY.findall(md.read_text(encoding="utf-8"))
+    )
+    public = set()
+    for module in public_modules():
+        public |= {module, *(f"{module}.{n}" for n in importlib.import_module(module).__all__)}
+    problems = [f"{n}: listed {c} times" for n, c in sorted(listed.items()) if c > 1]
+    problems += [
+        f"{n}: public, but no '::: {n}' in docs/api/*.md (add it under its group)"
+        for n in sorted(public - set(listed))
+    ]
+    problems += [
+        f"{n}: listed, but not a public module nor in its module's __all__"
+        for n in sorted(set(listed) - public)
+    ]
+    assert not problems, "docs/api/*.md:\n" + "\n".join(problems)
+
+
+def test_api_pages_lead_with_the_schemes(site):
+    """Schemes first, then the tree tools, then the types (not __all__'s alphabetical order)."""
+    pages = site_pages(site)
+    groups = [
+        ["uniform", "kaiming_normal", "kaiming_normal_", "sparse_", "torch_linear_weight"],
+        ["reinit", "Rule", "explain"],
+        ["Initializer", "Distribution", "Layout", "Contextual"],
+    ]
+    order = [
+        h.removeprefix("jaxinit.")
+        for h in pages["api/jaxinit/index.html"].headings
+        if h.count(".") == 1
+    ]
+    assert order[0] == "uniform", order[:5]
+    positions = [[order.index(name) for name in group] for group in groups]
+    for before, after in zip(positions, positions[1:]):
+        assert max(before) < min(after), (groups, positions)
+    flax = [
+        h.removeprefix("jaxinit.flax.")
+        for h in pages["api/flax/index.html"].headings
+        if h.count(".") == 2
+    ]
+    assert flax[0] == "uniform" and flax.index("kaiming_normal") < flax.index("init"), flax
 
 
 def test_site_has_every_page_and_the_benchmark_figures(site):
@@ -261,6 +490,54 @@ def test_math_directive_doctests_and_literal_blocks(ext):
         "```",
         "",
         "After.",
+    ]
+
+
+def test_rst_simple_tables_become_markdown_tables(ext):
+    refs = ext._Refs({"jaxinit": ["Layout"]})
+    text = (
+        "Gains:\n\n"
+        "    ============ =====================\n"
+        "    name         gain\n"
+        "    ============ =====================\n"
+        "    linear,      :math:`1`\n"
+        "    conv*d\n"
+        "    relu         :math:`\\sqrt{2}`, see\n"
+        "                 :class:`Layout` | ``a*b``\n"
+        "    ============ =====================\n\n"
+        "After."
+    )
+    assert ext.sphinx_to_markdown(text, refs).splitlines() == [
+        "Gains:",
+        "",
+        "",
+        "    | name | gain |",
+        "    |---|---|",
+        "    | linear, conv\\*d | $1$ |",
+        "    | relu | $\\sqrt{2}$, see [`Layout`][jaxinit.Layout] \\| ``a*b`` |",
+        "",
+        "",
+        "After.",
+    ]
+    assert ext.sphinx_to_markdown("a\n\n==== ====\nnot a table\n\nb", refs).count("|") == 0
+
+
+def test_rule_sets_become_tables(ext):
+    import flax.linen as nn
+
+    rule = collections.namedtuple("rule", "selector init optional")
+    rules = [
+        rule(((nn.Dense, nn.Conv), "kernel"), jaxinit.zeros(), True),
+        rule(((nn.Dense, nn.Conv), "bias"), jaxinit.zeros(), True),
+        rule(((nn.Dense, nn.Conv), "scale"), jaxinit.ones(), False),
+        rule("*/head/kernel", jaxinit.normal(std=0.5), True),
+    ]
+    assert ext.rule_table(rules).splitlines() == [
+        "| rule | layers | parameter | initializer | optional |",
+        "|---|---|---|---|---|",
+        "| 0–1 | `nn.Dense`, `nn.Conv` | `kernel`, `bias` | `jaxinit.zeros()` | yes |",
+        "| 2 |  | `scale` | `jaxinit.ones()` | no |",
+        "| 3 | any | `*/head/kernel` | `jaxinit.normal(std=0.5)` | yes |",
     ]
 
 
