@@ -397,7 +397,12 @@ def _convert_docstrings(obj: griffe.Object, refs: _Refs, seen: set[int]) -> None
 # 3. Rule sets as tables
 
 # Where a class lives -> how the docs name it (as users import it).
-_CLASS_PREFIXES = (("flax.linen.", "nn."), ("flax.nnx.", "nnx."), ("equinox.", "eqx."))
+_CLASS_PREFIXES = (("flax.linen.", "nn."), ("flax.nnx.", "nnx."), ("equinox.", "eqx.nn."))
+# A layer registry's framework -> the same prefix.
+_FRAMEWORK_PREFIXES = {"linen": "nn.", "nnx": "nnx.", "equinox": "eqx.nn."}
+# The registry of layer kinds that kind selectors (``jaxinit.Layers``) name. Imported,
+# not copied: a move makes the build fail here instead of listing stale classes.
+_KIND_REGISTRY = f"{_PACKAGE}._src.layers.registry"
 
 
 def _class_name(cls: type) -> str:
@@ -405,6 +410,23 @@ def _class_name(cls: type) -> str:
         if f"{cls.__module__}.".startswith(module):
             return alias + cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _kind_classes(kinds: tuple[str, ...]) -> str:
+    """The classes of registered layer kinds, framework by framework, as Markdown."""
+    rows = importlib.import_module(_KIND_REGISTRY).KINDS
+    names: list[str] = []
+    for kind in kinds:
+        found = [r for r in rows if r.kind == kind]
+        if not found:
+            raise ValueError(f"griffe_jaxinit: layer kind {kind!r} is not in {_KIND_REGISTRY}")
+        for row in found:
+            prefix = _FRAMEWORK_PREFIXES.get(row.framework, f"{row.framework}.")
+            names += [f"`{prefix}{c}`" for c in row.classes if f"`{prefix}{c}`" not in names]
+    order = list(_FRAMEWORK_PREFIXES.values())
+    return ", ".join(
+        sorted(names, key=lambda n: next(i for i, p in enumerate(order) if n[1:].startswith(p)))
+    )
 
 
 def _is_rule_set(value: Any) -> bool:
@@ -419,6 +441,8 @@ def _selector_cells(selector: Any) -> tuple[str, str]:
     """(layers, parameter) for one rule selector, as Markdown."""
     if isinstance(selector, str):
         return "any", f"`{selector}`"
+    if isinstance(getattr(selector, "kinds", None), tuple) and hasattr(selector, "pattern"):
+        return _kind_classes(selector.kinds), f"`{selector.pattern}`"
     if isinstance(selector, type):
         return f"`{_class_name(selector)}`", "every parameter"
     if isinstance(selector, tuple) and selector and isinstance(selector[-1], str):
@@ -430,10 +454,9 @@ def _selector_cells(selector: Any) -> tuple[str, str]:
 
 
 def _init_cell(init: Any) -> str:
-    name = getattr(init, "name", None)
-    if callable(getattr(init, "resolve", None)) and isinstance(name, str):
-        return name.replace("|", "\\|")  # chosen per leaf: its description says how
-    return f"`{init!r}`".replace("|", "\\|")
+    # A code span: Markdown tables do not split at a "|" inside one (a per-leaf
+    # initializer's repr has one: "weight init | bias init").
+    return f"`{init!r}`"
 
 
 def rule_table(rules: Any) -> str:

@@ -572,6 +572,15 @@ def test_rule_sets_become_tables(ext):
     ]
 
 
+def test_torch_defaults_table_names_layer_classes(ext):
+    """The real rule set: its kind selectors are shown as the classes of each framework."""
+    table = ext.rule_table(jaxinit.TORCH_DEFAULTS)
+    assert "jaxinit.Layers(" not in table and "where `" not in table, table
+    for name in ("`nn.Dense`", "`nnx.Linear`", "`eqx.nn.Linear`", "`nn.LayerNorm`", "`nnx.Embed`"):
+        assert name in table, (name, table)
+    assert len(table.splitlines()) >= 8, table
+
+
 def test_grouped_google_params_are_split(ext):
     text = "Summary.\n\nArgs:\n  key: a key.\n  model, args: the model\n    and its inputs.\n\nReturns:\n  x, y: not params."
     assert ext.split_grouped_params(text).splitlines() == [
