@@ -1,6 +1,6 @@
 """Griffe extension for jaxinit's API reference (loaded by mkdocs.yml).
 
-It does two things, both general (nothing here names a jaxinit function):
+It does three things, all general (nothing here names a jaxinit function):
 
 1. **Public callables made at run time.** Many public names are built by a
    function: ``jaxinit.flax.kaiming_normal = with_default_layout(...)``,
@@ -16,10 +16,11 @@ It does two things, both general (nothing here names a jaxinit function):
 
 2. **Sphinx markup in Google-style docstrings.** jaxinit's docstrings follow
    jax and optax: ``:math:`...```, ``.. math::``, ``:func:`~jaxinit.X```,
-   bare ``>>>`` doctest blocks. These become Markdown: arithmatex math,
+   bare ``>>>`` doctest blocks, simple tables. These become Markdown: arithmatex math,
    autorefs cross-references (for public ``jaxinit`` objects, so a broken one
    fails the strict build; anything else becomes code), fenced ``pycon``
-   blocks (doctest directives and ``<BLANKLINE>`` dropped), and admonitions.
+   blocks (doctest directives and ``<BLANKLINE>`` dropped), admonitions and
+   tables.
 """
 
 from __future__ import annotations
@@ -190,6 +191,79 @@ class _Refs:
         return f"[`{shown}`][{path}]" if path else f"`{shown}`"
 
 
+_INLINE_LITERAL = re.compile(r"(:\w+:`[^`]*`|``.*?``|`[^`]*`)")
+
+
+def _table_cell(text: str) -> str:
+    """RST cell text for a Markdown table: ``|`` and ``*`` outside literals and roles escaped.
+
+    RST reads ``conv*d`` literally; Markdown would start emphasis at its ``*``.
+    """
+    parts = _INLINE_LITERAL.split(text)
+    return "".join(
+        part if i % 2 else part.replace("|", "\\|").replace("*", "\\*")
+        for i, part in enumerate(parts)
+    )
+
+
+_TABLE_BORDER = re.compile(r"^(\s*)=+(?: +=+)+\s*$")
+
+
+def _rst_table(lines: list[str], start: int) -> tuple[list[str], int] | None:
+    """The reStructuredText simple table whose top border is ``lines[start]``, as Markdown.
+
+    Returns (Markdown lines, index after the table), or None if no table starts
+    there. Columns are where the border's ``=`` runs start (the last column
+    runs to the end of the line); a line whose first column is blank continues
+    the row above it, and so does a line with text in its first column only
+    after a first cell ending in a comma (a wrapped list of names); the rows
+    above the second border are the header. A table with one border line
+    before its end has no header: its columns get none.
+    """
+    m = _TABLE_BORDER.match(lines[start])
+    if m is None:
+        return None
+    border = lines[start].rstrip()
+    starts = [run.start() for run in re.finditer(r"=+", border)]
+    borders = [start]
+    end = start + 1
+    while end < len(lines) and lines[end].strip() and len(borders) < 3:
+        if lines[end].rstrip() == border:
+            borders.append(end)
+        end += 1
+    if len(borders) < 2:
+        return None
+    if len(borders) == 2 and end < len(lines) and lines[end].strip():
+        return None  # a third border is missing: not a table this converter knows
+
+    def rows(first: int, last: int) -> list[list[str]]:
+        out: list[list[str]] = []
+        for line in lines[first:last]:
+            cells = [
+                line[a : (starts[i + 1] if i + 1 < len(starts) else len(line))].strip()
+                for i, a in enumerate(starts)
+            ]
+            wrapped_list = out and out[-1][0].endswith(",") and not any(cells[1:])
+            if out and (not cells[0] or wrapped_list):
+                out[-1] = [f"{old} {new}".strip() for old, new in zip(out[-1], cells)]
+            elif any(cells):
+                out.append(cells)
+        return out
+
+    if len(borders) == 3:
+        header, body = rows(borders[0] + 1, borders[1]), rows(borders[1] + 1, borders[2])
+        header_cells = [" ".join(c).strip() for c in zip(*header)] if header else []
+    else:
+        header_cells, body = [""] * len(starts), rows(borders[0] + 1, borders[1])
+    indent = m.group(1)
+
+    def md(cells: list[str]) -> str:
+        return indent + "| " + " | ".join(map(_table_cell, cells)) + " |"
+
+    table = [md(header_cells), indent + "|" + "---|" * len(starts), *map(md, body)]
+    return table, borders[-1] + 1
+
+
 _DOCTEST_DIRECTIVE = re.compile(r"\s*#\s*doctest:.*$")
 
 
@@ -213,6 +287,12 @@ def _indented_block(lines: list[str], start: int, base: int) -> int:
     while end > start and not lines[end - 1].strip():
         end -= 1
     return end
+
+
+def refs_and_math(line: str, refs: _Refs) -> str:
+    """A line's ``:math:`` roles as arithmatex math, its object roles as links or code."""
+    line = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", line)
+    return _ROLE.sub(refs, line)
 
 
 def sphinx_to_markdown(text: str, refs: _Refs) -> str:
@@ -250,6 +330,10 @@ def sphinx_to_markdown(text: str, refs: _Refs) -> str:
             out += [indent + "    " + x if x.strip() else "" for x in [*first, *body.splitlines()]]
             i = end
             continue
+        if (table := _rst_table(lines, i)) is not None:
+            out += ["", *(refs_and_math(x, refs) for x in table[0]), ""]
+            i = table[1]
+            continue
         if fence_doctests and stripped.startswith(">>>"):
             end = i
             while end < len(lines) and lines[end].strip():
@@ -260,9 +344,7 @@ def sphinx_to_markdown(text: str, refs: _Refs) -> str:
             continue
         if stripped.endswith("::") and not stripped.startswith(".."):
             line = line[:-1]  # RST "text::" introduces a literal block: "text:"
-        line = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", line)
-        line = _ROLE.sub(refs, line)
-        out.append(line)
+        out.append(refs_and_math(line, refs))
         i += 1
     return "\n".join(out)
 
@@ -311,6 +393,140 @@ def _convert_docstrings(obj: griffe.Object, refs: _Refs, seen: set[int]) -> None
             _convert_docstrings(member, refs, seen)  # type: ignore[arg-type]
 
 
+# ----------------------------------------------------------------------------
+# 3. Rule sets as tables
+
+# Where a class lives -> how the docs name it (as users import it).
+_CLASS_PREFIXES = (("flax.linen.", "nn."), ("flax.nnx.", "nnx."), ("equinox.", "eqx.nn."))
+# A layer registry's framework -> the same prefix.
+_FRAMEWORK_PREFIXES = {"linen": "nn.", "nnx": "nnx.", "equinox": "eqx.nn."}
+# The registry of layer kinds that kind selectors (``jaxinit.Layers``) name. Imported,
+# not copied: a move makes the build fail here instead of listing stale classes.
+_KIND_REGISTRY = f"{_PACKAGE}._src.layers.registry"
+
+
+def _class_name(cls: type) -> str:
+    for module, alias in _CLASS_PREFIXES:
+        if f"{cls.__module__}.".startswith(module):
+            return alias + cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _kind_classes(kinds: tuple[str, ...]) -> str:
+    """The classes of registered layer kinds, framework by framework, as Markdown."""
+    rows = importlib.import_module(_KIND_REGISTRY).KINDS
+    names: list[str] = []
+    for kind in kinds:
+        found = [r for r in rows if r.kind == kind]
+        if not found:
+            raise ValueError(f"griffe_jaxinit: layer kind {kind!r} is not in {_KIND_REGISTRY}")
+        for row in found:
+            prefix = _FRAMEWORK_PREFIXES.get(row.framework, f"{row.framework}.")
+            names += [f"`{prefix}{c}`" for c in row.classes if f"`{prefix}{c}`" not in names]
+    order = list(_FRAMEWORK_PREFIXES.values())
+    return ", ".join(
+        sorted(names, key=lambda n: next(i for i, p in enumerate(order) if n[1:].startswith(p)))
+    )
+
+
+def _is_rule_set(value: Any) -> bool:
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) > 0
+        and all(all(hasattr(r, a) for a in ("selector", "init", "optional")) for r in value)
+    )
+
+
+def _selector_cells(selector: Any) -> tuple[str, str]:
+    """(layers, parameter) for one rule selector, as Markdown."""
+    if isinstance(selector, str):
+        return "any", f"`{selector}`"
+    if isinstance(getattr(selector, "kinds", None), tuple) and hasattr(selector, "pattern"):
+        return _kind_classes(selector.kinds), f"`{selector.pattern}`"
+    if isinstance(selector, type):
+        return f"`{_class_name(selector)}`", "every parameter"
+    if isinstance(selector, tuple) and selector and isinstance(selector[-1], str):
+        layers, _ = _selector_cells(selector[0])
+        return layers, f"`{selector[-1]}`"
+    if isinstance(selector, tuple) and all(isinstance(c, type) for c in selector):
+        return ", ".join(f"`{_class_name(c)}`" for c in selector), "every parameter"
+    return "any", f"where `{getattr(selector, '__name__', repr(selector))}` holds"
+
+
+def _init_cell(init: Any) -> str:
+    # A code span: Markdown tables do not split at a "|" inside one (a per-leaf
+    # initializer's repr has one: "weight init | bias init").
+    return f"`{init!r}`"
+
+
+def rule_table(rules: Any) -> str:
+    """The Markdown table of a rule set, in the order its rules are tried.
+
+    Consecutive rules with the same layers and initializer share a row; a
+    row whose layers are those of the row above leaves them blank. An
+    "optional" column appears unless every rule is optional.
+    """
+    rows: list[list[str]] = []  # [first, last, layers, parameters, init, optional]
+    for i, rule in enumerate(rules):
+        layers, param = _selector_cells(rule.selector)
+        init = _init_cell(rule.init)
+        optional = "yes" if rule.optional else "no"
+        last = rows[-1] if rows else None
+        if last is not None and (last[2], last[4], last[5]) == (layers, init, optional):
+            last[1] = str(i)
+            last[3] += f", {param}"
+            continue
+        rows.append([str(i), str(i), layers, param, init, optional])
+    mixed = not all(r.optional for r in rules)
+    head = ["rule", "layers", "parameter", "initializer", *(["optional"] if mixed else [])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    above = None
+    for first, last, layers, params, init, optional in rows:
+        cells = [
+            first if first == last else f"{first}–{last}",
+            "" if layers == above else layers,
+            params,
+            init,
+            *([optional] if mixed else []),
+        ]
+        above = layers
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _tabulate_rule_sets(pkg: griffe.Module) -> None:
+    for module in _public_modules(pkg):
+        live = importlib.import_module(module.path)
+        for name in getattr(live, "__all__", ()):
+            value = getattr(live, name)
+            member = module.members.get(name)
+            if member is None or not _is_rule_set(value):
+                continue
+            target = member.final_target if member.is_alias else member
+            doc = target.docstring.value if target.docstring else ""
+            attr = griffe.Attribute(
+                name,
+                lineno=target.lineno,
+                endlineno=target.endlineno,
+                annotation=getattr(target, "annotation", None),
+                value=None,  # the source expression names private helpers: the table says it
+            )
+            text = (
+                f"{doc.rstrip()}\n\n"
+                f"The {len(value)} rules, in the order they are tried (the first that "
+                f"matches a leaf draws it):\n\n{rule_table(value)}"
+            )
+            if all(r.optional for r in value):
+                text += "\n\nEvery rule is optional: one that matches no leaf is not an error."
+            attr.docstring = griffe.Docstring(
+                text.strip(),
+                parent=attr,
+                parser=target.docstring.parser if target.docstring else None,
+            )
+            attr.labels = set(target.labels)
+            module.set_member(name, attr)
+
+
 class JaxinitDocs(griffe.Extension):
     """See the module docstring."""
 
@@ -318,6 +534,7 @@ class JaxinitDocs(griffe.Extension):
         if pkg.name != _PACKAGE:
             return
         _fix_runtime_callables(pkg, loader)
+        _tabulate_rule_sets(pkg)
         exports = {
             m.path: list(getattr(importlib.import_module(m.path), "__all__", ()))
             for m in _public_modules(pkg)

@@ -12,7 +12,7 @@ and knows from the torch class that a ``Conv1D`` weight is not transposed.
 The script prints:
 1. ``jaxinit.port.compare_init``: the Flax model initialized by
    ``jaxinit.flax.init`` with GPT-2's init as rules, against torch's, leaf by
-   leaf over 8 seeds;
+   leaf over ``--seeds`` seeds (8 by default);
 2. the logits check: torch's weights loaded with ``jaxinit.port.from_torch``
    give torch's logits;
 3. the way back: ``jaxinit.port.to_torch`` of the Flax weights into a fresh
@@ -23,6 +23,7 @@ Run: ``python examples/port_gpt_block.py`` (seconds on a CPU). Exits 1 on any fa
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -171,13 +172,21 @@ GPT2_INIT = [
 ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Writes no file. Exits 1 if any check fails.",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=8, help="torch seeds / jax keys pooled per leaf (default 8)"
+    )
+    args = parser.parse_args(argv)
     start = time.perf_counter()
     model = FlaxGPT2()
     tokens = jnp.zeros((1, POSITIONS), jnp.int32)
     init = jax.jit(lambda key: jaxinit.flax.init(model, key, tokens, rules=GPT2_INIT))
     report = jaxinit.port.compare_init(
-        GPT2, init, model=model, args=(tokens,), rename=RENAME, seeds=8
+        GPT2, init, model=model, args=(tokens,), rename=RENAME, seeds=args.seeds
     )
     print(
         f"GPT-2-style model: vocab {VOCAB}, width {WIDTH}, {HEADS} heads, {LAYERS} layers; "

@@ -32,13 +32,19 @@ statistics included) into the Flax model, which must compute torch's logits.
 The script exits 1 if anything fails.
 
 Run: ``python examples/port_resnext.py [--plot hist.png]`` (seconds on a CPU).
+The tables fit the terminal's width (``$COLUMNS``; 100 columns when the
+output is not a terminal): long leaf paths are grouped under their parent,
+and where the full table does not fit, a compact one (std ratio ± tolerance,
+max|w| ratio, KS p) is printed instead; ``--wide`` always prints the full one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import textwrap
 import time
 
 import flax.linen as nn
@@ -293,11 +299,100 @@ ORIGINAL_INIT = [
 
 
 # ----------------------------------------------------------------------------
+# Output that fits the terminal
+
+
+def compact_table(report: jaxinit.port.InitReport, width: int) -> str:
+    """``report`` in at most ``width`` columns (76 at the least).
+
+    One row per random leaf (and per deterministic leaf that failed): shape,
+    torch's std, the jax/torch std ratio with its tolerance, the max|w| ratio,
+    the KS p-value and the verdict; the report's own summary lines, wrapped.
+    A path longer than its column is split: its parent is printed once, on a
+    line of its own, and the rest indented below it.
+    """
+    shown = [r for r in report.rows if not (r.deterministic and r.ok)]
+    header = ["leaf", "shape", "torch std", "std ratio±tol", "max ratio", "KS p", "check"]
+    cells = []
+    for r in shown:
+        exact = r.deterministic
+        cells.append(
+            [
+                r.path.removeprefix("params/"),
+                "x".join(map(str, r.shape)) or "()",
+                f"{r.torch_std:.5f}",
+                "exact" if exact else f"{r.std_ratio:.4f}±{r.std_tol:.3f}",
+                f"{r.max_ratio:.4f}",
+                "-" if r.ks_pvalue is None else f"{r.ks_pvalue:.2g}",
+                "FAIL" if r.failures else ("exact" if exact else "ok"),
+            ]
+        )
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    widths[0] = max(12, min(widths[0], width - sum(widths[1:]) - 2 * (len(header) - 1)))
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(
+            x.ljust(w) if i in (0, 1, len(row) - 1) else x.rjust(w)
+            for i, (x, w) in enumerate(zip(row, widths))
+        ).rstrip()
+
+    lines = [fmt(header), "  ".join("-" * w for w in widths)]
+    parent = None
+    for row in cells:
+        leaf, parts = row[0], row[0].split("/")
+        if len(leaf) <= widths[0]:
+            parent = None
+        elif parent and leaf.startswith(parent) and len(leaf) - len(parent) + 2 <= widths[0]:
+            leaf = "  " + leaf.removeprefix(parent)  # under the group above
+        else:
+            k = next(
+                (k for k in range(1, len(parts)) if len("/".join(parts[k:])) + 2 <= widths[0]),
+                len(parts) - 1,
+            )
+            parent = "/".join(parts[:k]) + "/"
+            lines.append(parent)
+            leaf = "  " + "/".join(parts[k:])
+        lines.append(fmt([leaf, *row[1:]]))
+    summary = report.table().splitlines()[2 + len(shown) :]
+    lines += [textwrap.fill(line, width, subsequent_indent="  ") for line in summary]
+    return "\n".join(lines)
+
+
+def plot_path(plot: str, name: str) -> str:
+    """Where ``--plot FILE.png`` draws report (a) (FILE.png) and (b) (FILE_b.png)."""
+    if name == "a":
+        return plot
+    stem, ext = os.path.splitext(plot)
+    return f"{stem}_b{ext or '.png'}"
+
+
+def fitted(report: jaxinit.port.InitReport, width: int, wide: bool) -> str:
+    """The report's own table if it fits in ``width`` columns (or ``wide``), else a compact one."""
+    full = report.table()
+    if wide or max(map(len, full.splitlines())) <= width:
+        return full
+    return compact_table(report, width)
+
+
+# ----------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--plot", metavar="FILE.png", help="draw overlaid histograms per layer")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Writes no file unless --plot is given. Exits 1 if any check fails.",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw overlaid torch/jax histograms per layer: (a) into FILE.png and (b) "
+        "into FILE_b.png (needs matplotlib)",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="print the full tables whatever the terminal's width",
+    )
     parser.add_argument(
         "--seeds", type=int, default=8, help="torch seeds / jax keys pooled per layer"
     )
@@ -311,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
             import matplotlib  # noqa: F401  (optional: only --plot needs it)
         except ImportError:
             parser.error("--plot needs matplotlib: pip install matplotlib")
+        print(
+            f"will write {plot_path(args.plot, 'a')} and {plot_path(args.plot, 'b')} "
+            "(histograms of (a) and (b))"
+        )
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
     start = time.perf_counter()
     hyper = dict(
         cardinality=args.cardinality,
@@ -357,33 +457,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     logits_err = float(np.abs(got - want).max() / np.abs(want).max())
 
+    def say(text: str) -> None:
+        print(textwrap.fill(text, width, subsequent_indent="    "))
+
     n_params = sum(r.torch_values[0].size for r in report_a.rows if r.path.startswith("params/"))
-    print(
+    say(
         f"CifarResNeXt(depth={args.depth}, cardinality={args.cardinality}, base_width="
         f"{args.base_width}, widen_factor={args.widen_factor}): {n_params:,} parameters; "
         f"torch {torch.__version__}, jax {jax.__version__}"
     )
-    print(
+    say(
         f"stds and max|w| pooled over {args.seeds} torch seeds and {args.seeds} jax keys; "
         f"std ratio must be 1 ± tol, max|w| ratio in range, KS p >= {FALSE_FAILURE:g} "
-        f"(false-failure odds {FALSE_FAILURE:g} per check)\n"
+        f"(false-failure odds {FALSE_FAILURE:g} per check)"
     )
-    print(
+    print()
+    say(
         "(a) jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)  vs  "
         "torch's default init"
     )
-    print(report_a, end="\n\n")
+    print(fitted(report_a, width, args.wide), end="\n\n")
     rules = "".join(f"\n      ({sel!r}, {init!r})," for sel, init in ORIGINAL_INIT)
-    print(
-        f"(b) jaxinit.flax.init(model, key, x, rules=ORIGINAL_INIT)  vs  the original "
-        f"script's init loop\n    ORIGINAL_INIT = [{rules}\n    ]"
+    say(
+        "(b) jaxinit.flax.init(model, key, x, rules=ORIGINAL_INIT)  vs  the original "
+        "script's init loop"
     )
-    print(report_b, end="\n\n")
+    print(f"    ORIGINAL_INIT = [{rules}\n    ]")
+    print(fitted(report_b, width, args.wide), end="\n\n")
     failures = [
         f"({name}) {f}" for name, r in (("a", report_a), ("b", report_b)) for f in r.failures
     ]
     logits_ok = logits_err < 1e-4
-    print(
+    say(
         "port check: jaxinit.port.from_torch(torch_model, ...) loads torch's weights and "
         f"running statistics; the Flax model gives torch's logits (max relative difference "
         f"{logits_err:.1e}): {'ok' if logits_ok else 'FAIL'}"
@@ -391,9 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     if not logits_ok:
         failures.append(f"logits differ from torch by {logits_err:.1e} (relative)")
     if args.plot:
-        stem, ext = os.path.splitext(args.plot)
         for name, report in (("a", report_a), ("b", report_b)):
-            path = args.plot if name == "a" else f"{stem}_b{ext or '.png'}"
+            path = plot_path(args.plot, name)
             report.plot(path)
             print(f"wrote {path}: ({name}) torch vs jaxinit histograms")
     print(f"done in {time.perf_counter() - start:.1f} s")

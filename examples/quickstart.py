@@ -1,5 +1,6 @@
 """jaxinit quickstart: torch.nn.init's schemes in JAX and Flax. Run: python examples/quickstart.py"""
 
+import argparse
 import math
 
 import flax.linen as nn
@@ -10,6 +11,9 @@ from flax.traverse_util import flatten_dict
 import jaxinit
 import jaxinit.flax
 
+argparse.ArgumentParser(
+    description=__doc__, epilog="Prints the stds it draws next to torch's; writes no file."
+).parse_args()
 key = jax.random.key(0)
 
 # 1. torch's in-place style on a torch-layout (out, in, kh, kw) weight; it returns a new array.

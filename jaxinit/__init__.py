@@ -123,11 +123,18 @@ __all__ = [
 ]
 
 
+# Submodules loaded on first use: ``jaxinit.flax`` imports flax and ``jaxinit.port``
+# torch's side lazily (optional extras); ``jaxinit.testing`` is for test suites.
+_LAZY_SUBMODULES = ("flax", "port", "testing")
+
+
 def __getattr__(name: str) -> Any:
-    # ``jaxinit.flax`` imports flax, an optional extra: load it on first use
-    # (``jaxinit.testing`` too: it is for test suites, not for model code).
-    if name in ("flax", "testing"):
+    if name in _LAZY_SUBMODULES:
         import importlib
 
         return importlib.import_module(f"jaxinit.{name}")
     raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_LAZY_SUBMODULES])

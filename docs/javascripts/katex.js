@@ -1,6 +1,6 @@
-// Renders the math that pymdownx.arithmatex (generic mode) writes as \( \) and \[ \].
+// Renders the math that pymdownx.arithmatex (generic mode) writes as \( \) and \[ \],
+// with the KaTeX copy shipped in assets/katex (see docs/vendor_katex.py).
 document$.subscribe(({ body }) => {
-  if (typeof renderMathInElement === "undefined") return;  // KaTeX not loaded (offline)
   renderMathInElement(body, {
     delimiters: [
       { left: "\\(", right: "\\)", display: false },

@@ -36,17 +36,13 @@ class Distribution:
     Returned by :meth:`jaxinit.Initializer.distribution`. The iid families
     (every entry independent, identically distributed) have a ``cdf``:
 
-    =============== ============================== ==================================
-    family          parameters                     entries
-    =============== ============================== ==================================
-    ``uniform``     ``low``, ``high``              :math:`\\mathcal{U}[low, high)`
-    ``uniform_sum`` ``low``, ``high``, ``terms``   a sum of ``terms`` independent
-                                                   :math:`\\mathcal{U}[low, high)`
-    ``normal``      ``mean``, ``std``              :math:`\\mathcal{N}(mean, std^2)`
-    ``trunc_normal````mean``, ``std``, ``a``,      :math:`\\mathcal{N}(mean, std^2)`
-                    ``b``                          restricted to :math:`[a, b]`
-    ``constant``    ``value``                      ``value``
-    =============== ============================== ==================================
+    | family           | parameters                      | entries                                                        |
+    |------------------|---------------------------------|----------------------------------------------------------------|
+    | ``uniform``      | ``low``, ``high``               | :math:`\\mathcal{U}[low, high)`                                |
+    | ``uniform_sum``  | ``low``, ``high``, ``terms``    | a sum of ``terms`` independent :math:`\\mathcal{U}[low, high)` |
+    | ``normal``       | ``mean``, ``std``               | :math:`\\mathcal{N}(mean, std^2)`                              |
+    | ``trunc_normal`` | ``mean``, ``std``, ``a``, ``b`` | :math:`\\mathcal{N}(mean, std^2)` restricted to :math:`[a, b]` |
+    | ``constant``     | ``value``                       | ``value``                                                      |
 
     ``torch_embedding(padding_idx=...)`` is ``normal`` with a ``zero_row``
     parameter (that row of the torch view is 0), so not iid; its ``mean``
