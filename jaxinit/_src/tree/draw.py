@@ -39,7 +39,7 @@ import jax
 import numpy as np
 
 from jaxinit._src.core.initializer import Initializer, check_key, is_traced, kernel_sharding, place
-from jaxinit._src.tree.flat import ELEMENTWISE, Program, fit, size_buckets
+from jaxinit._src.tree.flat import Program, fit, size_buckets
 from jaxinit._src.tree.keys import fold_in_words, key_impl
 from jaxinit._src.tree.rules import Job, stable_hash
 
@@ -109,7 +109,7 @@ class _Drawer:
         return (
             self.statics is not None
             and self.statics["out_sharding"] is None
-            and any(self.init.family is f for f in ELEMENTWISE)
+            and self.init.family.elementwise
             and not any(is_traced(p) for p in self.params)
         )
 
