@@ -31,6 +31,11 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Below this log-probability, exp() would leave the dtype's normal range (and
 # XLA:CPU flushes subnormals to zero): the tail form of the inverse is used.
 _TAIL_LOG_P = {np.dtype(np.float32): -80.0, np.dtype(np.float64): -700.0}
+# log of the smallest open_uniform value, 2^-24 in float32 and 2^-54 in float64:
+# p >= u Phi(beta), so no log p falls below log Phi(beta) + this.
+_LOG_U_MIN = {np.dtype(np.float32): -24 * math.log(2.0), np.dtype(np.float64): -54 * math.log(2.0)}
+# Room for the rounding of log p (a few ulps of numbers below 1000) in the path choice.
+_LOG_P_MARGIN = 1.0
 
 
 def _log_ndtr_tail(z: jax.Array) -> jax.Array:
@@ -81,8 +86,14 @@ def _trunc_normal_kernel(key, mean, std, a, b, *, shape, dtype, layout):
     hi = jnp.where(flip, -alpha, beta)
     log_lo, log_hi = log_ndtr(lo), log_ndtr(hi)
     u = open_uniform(key, shape, sd)
-    log_p = log_hi + jnp.log1p((1.0 - u) * jnp.expm1(log_lo - log_hi))
-    z = jnp.clip(ndtri_log(jnp.minimum(log_p, 0.0)), lo, hi)
+    log_p = jnp.minimum(log_hi + jnp.log1p((1.0 - u) * jnp.expm1(log_lo - log_hi)), 0.0)
+    # The path is chosen once, from the scalars: when no log p can reach the tail (every
+    # interval within about 10 std of the mean, in float32), only the central inverse is
+    # computed; it is what ndtri_log computes there, bit for bit.
+    floor = jnp.maximum(log_lo, log_hi + _LOG_U_MIN[np.dtype(sd)]) - _LOG_P_MARGIN
+    central = floor >= _TAIL_LOG_P[np.dtype(sd)]
+    z = jax.lax.cond(central, lambda lp: ndtri(jnp.exp(lp)), ndtri_log, log_p)
+    z = jnp.clip(z, lo, hi)
     x = jnp.clip(mean + std * jnp.where(flip, -z, z), a, b)
     return jnp.where(a == b, a, x)
 
