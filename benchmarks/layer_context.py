@@ -1,7 +1,7 @@
 """What finding the calling Flax layer costs, next to one draw.
 
 An initializer built without ``layout=`` asks which Flax built-in layer is
-calling it (``jaxinit._src.layers.flax_layouts.calling_layer_layout``): for Linen the
+calling it (``jaxinit._src.layers.context.calling_layer_layout``): for Linen the
 top of Flax's module stack, for NNX a walk up the Python call stack to the
 nearest NNX ``__init__``. This script times that lookup where it happens
 (inside ``nn.Dense.init`` / ``nnx.Linear(...)``, and in a bare call from a
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxinit
-from jaxinit._src.layers import flax_layouts
+from jaxinit._src.layers import context as flax_layouts
 
 KEY = jax.random.key(0)
 SHAPE = (64, 32)

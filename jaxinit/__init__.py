@@ -8,7 +8,9 @@ builders in the flax layout ``(*kernel, in, out)`` and the Flax tree tools.
 
 from typing import Any
 
+from jaxinit._src.core.builders import scheme as scheme
 from jaxinit._src.core.distribution import Distribution as Distribution
+from jaxinit._src.core.family import Family as Family
 from jaxinit._src.core.gain import calculate_gain as calculate_gain
 from jaxinit._src.core.initializer import Initializer as Initializer
 from jaxinit._src.core.layout import FLAX as FLAX
@@ -18,16 +20,15 @@ from jaxinit._src.core.layout import calculate_correct_fan as calculate_correct_
 from jaxinit._src.core.layout import calculate_fan_in_and_fan_out as calculate_fan_in_and_fan_out
 from jaxinit._src.layers.context import LayoutWarning as LayoutWarning
 from jaxinit._src.layers.leaf import Contextual as Contextual
-from jaxinit._src.schemes.iid import constant as constant
-from jaxinit._src.schemes.iid import kaiming_normal as kaiming_normal
-from jaxinit._src.schemes.iid import kaiming_uniform as kaiming_uniform
+from jaxinit._src.schemes.fans import kaiming_normal as kaiming_normal
+from jaxinit._src.schemes.fans import kaiming_uniform as kaiming_uniform
+from jaxinit._src.schemes.fans import xavier_normal as xavier_normal
+from jaxinit._src.schemes.fans import xavier_uniform as xavier_uniform
+from jaxinit._src.schemes.fill import constant as constant
+from jaxinit._src.schemes.fill import ones as ones
+from jaxinit._src.schemes.fill import zeros as zeros
 from jaxinit._src.schemes.iid import normal as normal
-from jaxinit._src.schemes.iid import ones as ones
-from jaxinit._src.schemes.iid import trunc_normal as trunc_normal
 from jaxinit._src.schemes.iid import uniform as uniform
-from jaxinit._src.schemes.iid import xavier_normal as xavier_normal
-from jaxinit._src.schemes.iid import xavier_uniform as xavier_uniform
-from jaxinit._src.schemes.iid import zeros as zeros
 from jaxinit._src.schemes.inplace import constant_ as constant_
 from jaxinit._src.schemes.inplace import dirac_ as dirac_
 from jaxinit._src.schemes.inplace import eye_ as eye_
@@ -54,6 +55,7 @@ from jaxinit._src.schemes.torch_defaults import torch_linear_bias as torch_linea
 from jaxinit._src.schemes.torch_defaults import torch_linear_weight as torch_linear_weight
 from jaxinit._src.schemes.torch_defaults import torch_mha_in_proj as torch_mha_in_proj
 from jaxinit._src.schemes.torch_defaults import torch_rnn as torch_rnn
+from jaxinit._src.schemes.trunc_normal import trunc_normal as trunc_normal
 from jaxinit._src.tree.explain import ExplainRow as ExplainRow
 from jaxinit._src.tree.explain import Explanation as Explanation
 from jaxinit._src.tree.explain import explain as explain
@@ -72,6 +74,7 @@ __all__ = [
     "ExplainRow",
     "Explanation",
     "FLAX",
+    "Family",
     "Initializer",
     "Layers",
     "Layout",
@@ -101,6 +104,7 @@ __all__ = [
     "orthogonal",
     "orthogonal_",
     "reinit",
+    "scheme",
     "sparse",
     "sparse_",
     "stable_hash",

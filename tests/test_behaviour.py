@@ -15,14 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+import torch.nn.init as tinit
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxinit
 import jaxinit.flax
-from jaxinit._src.core.initializer import Family
-from jaxinit._src.schemes import iid as schemes
-from jaxinit._src.schemes import structured, torch_defaults
+from jaxinit._src.core.family import Family
+from jaxinit._src.schemes import fill, iid, structured, torch_defaults
+from jaxinit._src.schemes import trunc_normal as truncated
 from tests import records as R
 from tests.records import ALL, Scheme
 
@@ -169,13 +170,18 @@ BUILD_ERRORS = [
         ValueError,
         "finite",
     ),
-    ("constant str", lambda: jaxinit.constant("1"), TypeError, "val must be a real number"),
-    ("constant complex", lambda: jaxinit.constant(1j), TypeError, "val must be a real number"),
+    ("constant str", lambda: jaxinit.constant("1"), TypeError, "val must be a number"),
     (
-        "normal mean inf",
-        lambda: jaxinit.normal(mean=float("inf")),
+        "constant 1-d value",
+        lambda: jaxinit.constant(torch.tensor([2.5])),
+        TypeError,
+        "takes hyperparameters, not an array",
+    ),
+    (
+        "normal std nan",
+        lambda: jaxinit.normal(std=float("nan")),
         ValueError,
-        "mean must be finite",
+        "std must be a number",
     ),
     (
         "uniform bound inf",
@@ -568,7 +574,7 @@ def test_deterministic_schemes_ignore_the_key():
 def _cache_sizes() -> dict[str, int]:
     families = [
         value
-        for module in (schemes, structured, torch_defaults)
+        for module in (iid, fill, truncated, structured, torch_defaults)
         for value in vars(module).values()
         if isinstance(value, Family)
     ]
@@ -823,3 +829,112 @@ def test_flax_builders_default_to_flax_layout():
         chex.assert_trees_all_equal(
             flax_build(layout="torch")(k, s), getattr(jaxinit, name)()(k, s)
         )
+
+
+# ----------------------------------------------------------------------------
+# What torch accepts, jaxinit accepts, with torch's values
+
+
+@pytest.mark.parametrize(
+    "name, ours, theirs",
+    [
+        (
+            "constant complex",
+            lambda: jaxinit.constant(1 + 2j)(None, (3,), jnp.complex64),
+            lambda t: tinit.constant_(t.to(torch.complex64), 1 + 2j),
+        ),
+        (
+            "constant 0-d tensor",
+            lambda: jaxinit.constant(torch.tensor(2.5))(None, (3,)),
+            lambda t: tinit.constant_(t, torch.tensor(2.5)),
+        ),
+        (
+            "constant 0-d jax array",
+            lambda: jaxinit.constant(jnp.float32(2.5))(None, (3,)),
+            lambda t: tinit.constant_(t, 2.5),
+        ),
+        (
+            "constant complex, zero imaginary part, into float",
+            lambda: jaxinit.constant(3 + 0j)(None, (3,)),
+            lambda t: tinit.constant_(t, 3 + 0j),
+        ),
+        (
+            "constant complex into bool",
+            lambda: jaxinit.constant(1j)(None, (3,), jnp.bool_),
+            lambda t: tinit.constant_(t.to(torch.bool), 1j),
+        ),
+        (
+            "kaiming_uniform a=inf: gain 0, signed zeros",
+            lambda: jaxinit.kaiming_uniform(a=math.inf)(KEY, (3, 4)),
+            lambda t: tinit.kaiming_uniform_(torch.empty(3, 4), a=math.inf),
+        ),
+        (
+            "kaiming_normal a=inf: gain 0",
+            lambda: jaxinit.kaiming_normal(a=math.inf)(KEY, (3, 4)),
+            lambda t: tinit.kaiming_normal_(torch.empty(3, 4), a=math.inf),
+        ),
+    ],
+)
+def test_accepts_what_torch_accepts_with_torch_values(name, ours, theirs):
+    got = np.asarray(ours())
+    want = theirs(torch.empty(3)).numpy()
+    assert got.shape == want.shape or want.shape == (3,)
+    np.testing.assert_array_equal(got, np.broadcast_to(want, got.shape) if want.ndim else want)
+    # the sign of zero too (torch's uniform_(-0.0, 0.0) gives -0.0)
+    np.testing.assert_array_equal(np.signbit(got.real), np.signbit(want.real))
+
+
+def test_normal_std_inf_gives_infinities_as_torch():
+    ours = np.asarray(jaxinit.normal(std=math.inf)(KEY, (1000,)))
+    theirs = tinit.normal_(torch.empty(1000), std=math.inf).numpy()
+    assert np.isinf(ours).all() and np.isinf(theirs).all()
+    # both signs, each about half the time (binomial(1000, 1/2) within 6 sd: odds ~1e-9)
+    assert abs(int((ours > 0).sum()) - 500) < 6 * math.sqrt(250)
+    ours = np.asarray(jaxinit.normal(mean=math.inf)(KEY, (10,)))
+    np.testing.assert_array_equal(ours, tinit.normal_(torch.empty(10), mean=math.inf).numpy())
+
+
+def test_complex_fill_into_a_real_dtype_is_refused_with_torch_words():
+    with pytest.raises(RuntimeError, match="cannot be converted to type float without overflow"):
+        tinit.constant_(torch.empty(3), 1 + 2j)
+    with pytest.raises(ValueError, match="cannot be converted to type float32 without overflow"):
+        jaxinit.constant(1 + 2j)(None, (3,))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float8_e4m3fn, jnp.float8_e5m2])
+def test_float8_random_schemes_refused_as_torch_fills_accepted(dtype):
+    tdtype = getattr(torch, jnp.dtype(dtype).name)
+    for init, torch_fn, words in [
+        (jaxinit.uniform(), tinit.uniform_, "check_uniform_bounds"),
+        (jaxinit.normal(), tinit.normal_, "normal_kernel_cpu"),
+        (jaxinit.trunc_normal(), tinit.trunc_normal_, "normal_kernel_cpu"),
+        (jaxinit.kaiming_uniform(), tinit.kaiming_uniform_, "check_uniform_bounds"),
+        (jaxinit.orthogonal(), tinit.orthogonal_, "normal_kernel_cpu"),
+    ]:
+        with pytest.raises(NotImplementedError, match=words):
+            torch_fn(torch.empty(4, 4, dtype=tdtype))
+        with pytest.raises(TypeError, match=f'"{words}" not implemented for .Float8_'):
+            init(KEY, (4, 4), dtype)
+        with pytest.raises(TypeError, match="not implemented for .Float8_"):
+            jaxinit.testing.assert_follows(jnp.zeros((4, 4), dtype), init)
+    for init, torch_fn in [
+        (jaxinit.constant(0.3), lambda t: tinit.constant_(t, 0.3)),
+        (jaxinit.eye(), tinit.eye_),
+        (jaxinit.zeros(), tinit.zeros_),
+    ]:
+        got = init(None, (4, 4), dtype)
+        want = torch_fn(torch.empty(4, 4, dtype=tdtype)).float().numpy()
+        np.testing.assert_array_equal(np.asarray(got, np.float32), want)
+        jaxinit.testing.assert_follows(got, init)
+
+
+def test_misuse_errors_say_what_came_and_what_is_expected():
+    with pytest.raises(TypeError, match=r"expected a PRNG key first, got the shape \(3, 4\)"):
+        jaxinit.normal()((3, 4), KEY)
+    with pytest.raises(TypeError, match=r"expected a PRNG key first, got the shape \(3, 4\)"):
+        jaxinit.zeros()((3, 4), KEY)
+    for helper, builder in [("kaiming_normal_", "kaiming_normal"), ("zeros_", "zeros")]:
+        with pytest.raises(
+            TypeError, match=rf"{helper} is the in-place helper.*kernel_init=jaxinit.{builder}\(\)"
+        ):
+            getattr(jaxinit, helper)(KEY, (3, 4), jnp.float32)

@@ -572,3 +572,60 @@ def test_complex_uniform_bounds():
     x = np.asarray(jaxinit.uniform(-1.0, 3.0)(jax.random.key(0), (200, 200), jnp.complex64))
     for part in (x.real, x.imag):
         R.assert_bounds(part, R.Moments(1.0, 4 / math.sqrt(12), 1.8, -1.0, 3.0), "complex uniform")
+
+
+# ----------------------------------------------------------------------------
+# One large pooled comparison per family, in the default run: a 1% std error fails
+#
+# The 5-SE tolerances above, on ~20k values, let a 1% error in a sampling kernel through.
+# Here each family draws 2^20 values on each side (one cheap draw, torch's own init on
+# the same shape) and the std ratio must lie within 1 +- 5 SE, SE = sqrt((kappa - 1) / 4 *
+# (1/n_jax + 1/n_torch)) with kappa from the torch values: at most 0.49% for a normal
+# (kappa 3), 0.31% for a uniform. A 1% error is then >= 10 SE off, 5 SE beyond the
+# tolerance: it passes with odds below 3e-7; a correct kernel fails with odds 6e-7.
+
+_B = 1 / math.sqrt(64)  # torch_rnn(64)'s bound
+
+
+def _torch_rnn_sum(w: torch.Tensor) -> torch.Tensor:
+    # b_ih + b_hh of an LSTM cell: two independent U(-1/sqrt(H), 1/sqrt(H)) summed
+    return tinit.uniform_(w, -_B, _B) + tinit.uniform_(torch.empty_like(w), -_B, _B)
+
+
+def _torch_padded(w: torch.Tensor) -> torch.Tensor:
+    return torch.nn.Embedding(w.shape[0], w.shape[1], padding_idx=0).weight.detach()
+
+
+LARGE = [
+    ("uniform", jaxinit.uniform(-1.0, 3.0), lambda w: tinit.uniform_(w, -1.0, 3.0), (1024, 1024)),
+    ("normal", jaxinit.normal(0.5, 2.0), lambda w: tinit.normal_(w, 0.5, 2.0), (1024, 1024)),
+    (
+        "trunc_normal",
+        jaxinit.trunc_normal(0.0, 1.0, -1.5, 2.5),
+        lambda w: tinit.trunc_normal_(w, 0.0, 1.0, -1.5, 2.5),
+        (1024, 1024),
+    ),
+    ("uniform_sum", jaxinit.torch_rnn(64, terms=2), _torch_rnn_sum, (1024, 1024)),
+    (
+        "sparse",
+        jaxinit.sparse(0.1, std=0.02),
+        lambda w: tinit.sparse_(w, 0.1, std=0.02),
+        (1024, 1152),  # 2^20 non-zero values after the 10% zeros
+    ),
+    ("padded_normal", jaxinit.torch_embedding(padding_idx=0), _torch_padded, (1024, 1024)),
+    ("orthogonal", jaxinit.orthogonal(1.5), lambda w: tinit.orthogonal_(w, 1.5), (512, 2048)),
+]
+
+
+@pytest.mark.parametrize("init, torch_fn, shape", [r[1:] for r in LARGE], ids=[r[0] for r in LARGE])
+def test_large_pooled_std_matches_torch_to_a_1_percent_error(init, torch_fn, shape):
+    torch.manual_seed(1234)
+    t = torch_fn(torch.empty(shape)).numpy().astype(np.float64).ravel()
+    j = np.asarray(init(jax.random.key(1234), shape), np.float64).ravel()
+    if init.distribution(shape).family.name == "sparse":  # the non-zero entries
+        t, j = t[t != 0], j[j != 0]
+    kappa = float(np.mean((t - t.mean()) ** 4) / np.var(t) ** 2)
+    se = math.sqrt((kappa - 1.0) / 4.0 * (1.0 / j.size + 1.0 / t.size))
+    assert 5.0 * se <= 0.005, "too few values to catch a 1% std error"
+    ratio = float(j.std() / t.std())
+    assert abs(ratio - 1.0) <= 5.0 * se, f"std ratio {ratio:.5f} outside 1 +- {5 * se:.5f}"

@@ -40,7 +40,7 @@ def key(seed: int) -> jax.Array:
 
 @pytest.mark.parametrize("n", [1, 2, 7, 50, 1000, 20_000])
 def test_ks_pvalue_matches_scipy(n):
-    from jaxinit._src.testing.asserts import smirnov_sf
+    from jaxinit._src.testing.ks import smirnov_sf
 
     for p in (0.5, 0.1, 1e-2, 1e-4, 1e-6, 1e-9, 1e-12):
         d = float(scipy.stats.ksone.isf(p, n))
@@ -58,11 +58,11 @@ def test_ks_pvalue_matches_scipy(n):
 
 
 def test_ks_pvalue_at_the_largest_sample_size():
-    from jaxinit._src.testing.asserts import _KS_MAX, smirnov_sf
+    from jaxinit._src.testing.ks import KS_MAX, smirnov_sf
 
     for p in (1e-3, 1e-7):
-        d = math.sqrt(-math.log(p) / (2 * _KS_MAX))  # the asymptotic one-sided quantile
-        assert smirnov_sf(d, _KS_MAX) == pytest.approx(scipy.stats.ksone.sf(d, _KS_MAX), rel=1e-6)
+        d = math.sqrt(-math.log(p) / (2 * KS_MAX))  # the asymptotic one-sided quantile
+        assert smirnov_sf(d, KS_MAX) == pytest.approx(scipy.stats.ksone.sf(d, KS_MAX), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------
@@ -162,7 +162,9 @@ def test_a_5_percent_std_error_on_1e5_values_is_caught(init):
     for seed in SEEDS:
         x = init(key(seed), shape)
         assert_follows(x, init)
-        with pytest.raises(AssertionError, match=r"std \S+ is 1\.0[3-7]\d*x the expected"):
+        # bounded families: 1.05x leaves the support (an exact check) before the std test
+        grown = r"std \S+ is 1\.0[3-7]\d*x the expected|entries lie outside the support"
+        with pytest.raises(AssertionError, match=grown):
             assert_follows(x * 1.05, init)
         with pytest.raises(AssertionError, match=r"std \S+ is 0\.9[3-7]\d*x the expected"):
             assert_follows(x * 0.95, init)
@@ -201,7 +203,7 @@ def test_exact_and_structured_failures_say_what_is_wrong():
     with pytest.raises(AssertionError, match=r"non-zero entries: std \S+ is 1\.0[3-7]"):
         assert_follows(w * 1.05, jaxinit.sparse(0.5))
     nan = jnp.full((10,), jnp.nan)
-    with pytest.raises(AssertionError, match="10 entries are NaN"):
+    with pytest.raises(AssertionError, match="10 of 10 entries are not finite"):
         assert_follows(nan, jaxinit.normal())
 
 
@@ -284,14 +286,15 @@ def test_assert_tree_follows_linen():
     variables = jaxinit.flax.init(Cnn(), key(0), x, rules=jaxinit.flax.TORCH_DEFAULTS)
     assert_tree_follows(variables, jaxinit.flax.TORCH_DEFAULTS, model=Cnn(), args=(x,))
     assert_tree_follows(variables, jaxinit.flax.TORCH_DEFAULTS, model=Cnn(), args=(x,), key=key(0))
-    # every wrong leaf is listed: the constants exactly; a 10% scale error on the 20480
-    # values of the Dense kernel (KS and variance), but not on the 864 of the conv kernel,
-    # too few for a test at this level to see it (zeros stay zeros)
+    # every wrong leaf is listed: the constants exactly; the uniform leaves scaled by 1.1
+    # leave their support [-b, b) (the Conv kernel's 864 values included, too few for a
+    # statistical test to see a 10% error); zeros stay zeros
     wrong = jax.tree_util.tree_map(lambda v: v * 1.1, variables)
     with pytest.raises(
         AssertionError,
-        match=r"(?s)3 leaf\(s\) do not follow.*'batch_stats/BatchNorm_0/var'.*"
-        r"'params/BatchNorm_0/scale'.*'params/Dense_0/kernel'.*std \S+ is 1\.1",
+        match=r"(?s)6 leaf\(s\) do not follow.*'batch_stats/BatchNorm_0/var'.*"
+        r"'params/BatchNorm_0/scale'.*'params/Conv_0/bias'.*'params/Conv_0/kernel'.*"
+        r"outside the support.*'params/Dense_0/kernel'",
     ):
         assert_tree_follows(wrong, jaxinit.flax.TORCH_DEFAULTS, model=Cnn(), args=(x,))
 
@@ -364,3 +367,132 @@ def test_torch_embedding_padding_idx_in_flax_rules():
     module = jaxinit.flax.init(nnx.Embed, key(2), 500, 128, rules=[("embedding", init)])
     assert (module.embedding[...][498] == 0).all()
     assert_follows(module.embedding[...], init)
+
+
+# ----------------------------------------------------------------------------
+# The thresholds themselves: power near them, calibration at them, an independent KS
+
+
+def _count(messages: list[str], what: str) -> int:
+    return sum(what in m for m in messages)
+
+
+def _messages(init, draws: np.ndarray, false_failure: float) -> list[str]:
+    out = []
+    for x in draws:
+        try:
+            assert_follows(x, init, false_failure=false_failure)
+        except AssertionError as e:
+            out.append(str(e))
+    return out
+
+
+def test_a_3_percent_std_error_at_2e4_values_is_caught_with_the_stated_power():
+    # n = 20_480 normal values: the variance has relative SE sqrt(2/n) = 0.99%, and at
+    # false_failure = 1e-6 the band is +-5.03 SE (+-2.5% in std). A 3% std error moves the
+    # variance by 6.1%, 6.2 SE: caught unless the sample variance comes out 1.1 SE low,
+    # power 1 - Phi(-1.1) ~ 0.86. Over 40 seeds at least 24 must fail (binomial(40, 0.86)
+    # gives fewer with odds ~1e-6); a band 3 times as wide catches none. A 5% error
+    # (10.3 SE, 5.2 beyond the band) is caught by every seed (misses: odds ~1e-7 each).
+    init = jaxinit.normal(std=0.02)
+    draws = np.asarray(jax.vmap(lambda k: init(k, (20_480,)))(jax.random.split(key(7), 40)))
+    assert _count(_messages(init, draws * 1.03, 1e-6), "std ") >= 24
+    assert _count(_messages(init, draws * 0.97, 1e-6), "std ") >= 24
+    assert _count(_messages(init, draws * 1.05, 1e-6), "std ") == 40
+    assert _messages(init, draws, 1e-6) == []
+
+
+@pytest.mark.parametrize("init", [jaxinit.normal(0.5, 2.0), jaxinit.uniform(-1.0, 3.0)], ids=repr)
+def test_correct_draws_fail_at_the_stated_rate(init):
+    # 1000 correct draws of n = 1000 at false_failure = 0.05: the KS test and the variance
+    # test each get alpha = 0.025. The KS p-value is exact (min(1, 2 x one-sided), at most
+    # the two-sided one), the variance band is a Cornish-Fisher quantile: each rejects
+    # binomial(1000, ~0.025) times, 25 +- 5. Both counts must lie within the binomial's
+    # [1e-5, 1 - 1e-5] quantiles at rate 0.025 (KS: at rate 0.02, as the doubled one-sided
+    # tail is a little conservative at n = 1000). A threshold 1e-6 times too strict, or a
+    # band 3 times too wide, rejects (almost) never and fails here.
+    draws = np.asarray(jax.vmap(lambda k: init(k, (1000,)))(jax.random.split(key(11), 1000)))
+    messages = _messages(init, draws, 0.05)
+    ks, var = _count(messages, "KS test rejects"), _count(messages, "std ")
+    for count, rate in ((ks, 0.02), (var, 0.025)):
+        low, high = scipy.stats.binom.ppf([1e-5, 1 - 1e-5], 1000, [rate, 0.025])
+        assert low <= count <= high, (count, low, high)
+
+
+@pytest.mark.parametrize("n", [50, 1000, 20_000])
+def test_ks_statistic_and_pvalue_match_scipy_kstest(n):
+    from jaxinit._src.testing.ks import ks_statistic
+
+    rng = np.random.default_rng(n)
+    for init, scale in ((jaxinit.normal(0.0, 2.0), 2.1), (jaxinit.uniform(-1.0, 1.0), 1.02)):
+        dist = init.distribution((n,), jnp.float64 if jax.config.jax_enable_x64 else None)
+        x = rng.standard_normal(n) * scale if "N(" in repr(dist) else rng.uniform(-1, 1, n)
+        x = x.astype(np.float32)
+        d, m = ks_statistic(x, dist)
+        ref = scipy.stats.kstest(x.astype(np.float64), dist.cdf)
+        assert m == n and d == pytest.approx(ref.statistic, rel=1e-9, abs=1e-12)
+        exact = float(scipy.stats.kstwo.sf(d, n))
+        assert ks_pvalue(d, n) >= exact * (1 - 1e-9)  # never anti-conservative
+        if exact < 1e-3:  # the two one-sided tails barely overlap there
+            assert ks_pvalue(d, n) == pytest.approx(exact, rel=1e-3)
+
+
+# ----------------------------------------------------------------------------
+# Exact supports, non-finite values
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        jaxinit.normal(),
+        jaxinit.uniform(-1.0, 1.0),
+        jaxinit.kaiming_uniform(),
+        jaxinit.xavier_normal(),
+    ],
+    ids=repr,
+)
+def test_a_column_of_inf_or_nan_fails(init):
+    x = np.array(init(key(0), (64, 128)))
+    for bad in (np.inf, -np.inf, np.nan):
+        y = x.copy()
+        y[:, 5] = bad
+        with pytest.raises(AssertionError, match=r"64 of 8192 entries are not finite.*\(0, 5\)"):
+            assert_follows(y, init)
+    w = np.array(jaxinit.sparse(0.5)(key(0), (64, 128)))
+    w[w != 0] = np.inf
+    with pytest.raises(AssertionError, match="not finite"):
+        assert_follows(w, jaxinit.sparse(0.5))
+
+
+def test_values_beyond_the_support_fail():
+    init = jaxinit.uniform(-1.0, 1.0)
+    x = np.array(init(key(0), (1000, 1000)))
+    x.ravel()[:1000] = 1.01  # 0.1%: too few for KS or the variance to see
+    with pytest.raises(AssertionError, match=r"1000 of 1000000 entries lie outside the support"):
+        assert_follows(x, init)
+    # U[a, b) never reaches b, in any dtype (torch: bfloat16 draws rounding up to b go to a)
+    for dtype in (jnp.float32, jnp.bfloat16, jnp.float16):
+        y = np.array(init(key(1), (1000,), dtype))
+        assert_follows(y, init)
+        y[3] = 1.0
+        with pytest.raises(AssertionError, match="outside the support"):
+            assert_follows(y, init)
+    tn = jaxinit.trunc_normal(0.0, 1.0, -0.5, 0.5)
+    z = np.array(tn(key(2), (4096,)))
+    assert_follows(z, tn)
+    z[7] = 0.5 + 1e-3
+    with pytest.raises(AssertionError, match=r"1 of 4096 entries lie outside the support"):
+        assert_follows(z, tn)
+
+
+def test_the_rounded_support_is_torchs():
+    # torch's bfloat16 uniform_(-0.1, 0.1) over 10^7 values: min = bf16(-0.1), max = the
+    # value below bf16(0.1), never bf16(0.1) itself; our support says the same
+    torch.manual_seed(0)
+    t = torch.empty(10**7, dtype=torch.bfloat16).uniform_(-0.1, 0.1)
+    lo, hi = jaxinit.uniform(-0.1, 0.1).distribution((3,), jnp.bfloat16).support
+    assert float(t.min()) == lo and float(t.max()) == hi
+    lo32, hi32 = jaxinit.uniform(-0.1, 0.1).distribution((3,)).support
+    assert hi32 == float(np.nextafter(np.float32(0.1), np.float32(0))) and lo32 == float(
+        np.float32(-0.1)
+    )

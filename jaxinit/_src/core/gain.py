@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeAlias
 
 import jax.numpy as jnp
 
-from jaxinit._src.core.initializer import RealLike, is_traced, real
+from jaxinit._src.core.hyper import RealLike, is_traced, real
 
 __all__ = ["Nonlinearity", "calculate_gain", "check_nonlinearity"]
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from jaxinit._src import compat
 from jaxinit._src.core import initializer
+from jaxinit._src.core.frames import warn
 from jaxinit._src.core.layout import FLAX, TORCH, Layout
 from jaxinit._src.layers.registry import EINSUM, kind_of, layer_layout
 
@@ -63,7 +64,7 @@ def _warn_once(owner: Any, what: str, shape: tuple[int, ...], init: Any, why: st
     if token in _WARNED or init is None or not reads_layout(init, shape):
         return
     _WARNED.add(token)
-    initializer.warn(
+    warn(
         f"{init!r} was called by {type(owner).__name__} for {what} {shape} {why}, so it "
         f"reads the shape in its default layout ({_name(init.default_layout)}). If that is "
         f"not the parameter's layout its fans differ from torch's: pass layout='flax' "

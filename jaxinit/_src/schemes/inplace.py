@@ -23,21 +23,16 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxinit._src.core.builders import flax_defaults
+from jaxinit._src.core.dtypes import is_key
+from jaxinit._src.core.frames import warn
 from jaxinit._src.core.gain import Nonlinearity
-from jaxinit._src.core.initializer import (
-    Initializer,
-    IntLike,
-    RealLike,
-    flax_defaults,
-    is_key,
-    kernel_sharding,
-    place,
-    sharding_of,
-    warn,
-)
+from jaxinit._src.core.hyper import IntLike, RealLike
+from jaxinit._src.core.initializer import Initializer
 from jaxinit._src.core.layout import FLAX, FanMode, Layout, LayoutLike
-from jaxinit._src.schemes import iid as schemes
-from jaxinit._src.schemes import structured
+from jaxinit._src.core.sharding import kernel_sharding, place, sharding_of
+from jaxinit._src.schemes import fans, fill, iid, structured
+from jaxinit._src.schemes import trunc_normal as truncated
 
 __all__ = [
     "constant_",
@@ -71,6 +66,14 @@ def fill_(
     warns_empty: bool,
 ) -> jax.Array:
     """The one converter: ``build(*args, **kwargs)`` drawn like ``array``."""
+    if is_key(array) and args and isinstance(args[0], tuple | list):
+        builder_name = qualname.removesuffix("_")
+        raise TypeError(
+            f"{qualname} is the in-place helper (array first, as torch's "
+            f"{qualname.rsplit('.', 1)[-1]}): it was called as an initializer (key, shape, "
+            f"dtype). As kernel_init use the builder {builder_name}(...), e.g. "
+            f"kernel_init={builder_name}()"
+        )
     if any(is_key(a) for a in args):
         raise TypeError(
             f"{qualname}: a PRNG key was passed positionally; pass it by keyword: "
@@ -201,7 +204,7 @@ def _doc(stub_doc: str, build: Callable[..., Initializer], layout: str, flax: bo
 # and ``key=`` added (checked at import); the body comes from inplace_of.
 
 
-@inplace_of(schemes.uniform)
+@inplace_of(iid.uniform)
 def uniform_(
     array: ArrayLike,
     a: RealLike = 0.0,
@@ -220,13 +223,14 @@ def uniform_(
     ...
 
 
-@inplace_of(schemes.normal)
+@inplace_of(iid.normal)
 def normal_(
     array: ArrayLike,
     mean: RealLike = 0.0,
     std: RealLike = 1.0,
     *,
     key: ArrayLike | None = None,
+    padding_idx: IntLike | None = None,
     layout: LayoutLike | None = None,
 ) -> jax.Array:
     """Returns a new array like ``array`` with values from :math:`\\mathcal{N}(mean, std^2)`.
@@ -239,7 +243,7 @@ def normal_(
     ...
 
 
-@inplace_of(schemes.trunc_normal)
+@inplace_of(truncated.trunc_normal)
 def trunc_normal_(
     array: ArrayLike,
     mean: RealLike = 0.0,
@@ -261,7 +265,7 @@ def trunc_normal_(
     ...
 
 
-@inplace_of(schemes.constant)
+@inplace_of(fill.constant)
 def constant_(
     array: ArrayLike,
     val: RealLike,
@@ -278,7 +282,7 @@ def constant_(
     ...
 
 
-@inplace_of(schemes.ones)
+@inplace_of(fill.ones)
 def ones_(
     array: ArrayLike,
     *,
@@ -294,7 +298,7 @@ def ones_(
     ...
 
 
-@inplace_of(schemes.zeros)
+@inplace_of(fill.zeros)
 def zeros_(
     array: ArrayLike,
     *,
@@ -343,7 +347,7 @@ def dirac_(
     ...
 
 
-@inplace_of(schemes.xavier_uniform)
+@inplace_of(fans.xavier_uniform)
 def xavier_uniform_(
     array: ArrayLike,
     gain: RealLike = 1.0,
@@ -361,7 +365,7 @@ def xavier_uniform_(
     ...
 
 
-@inplace_of(schemes.xavier_normal)
+@inplace_of(fans.xavier_normal)
 def xavier_normal_(
     array: ArrayLike,
     gain: RealLike = 1.0,
@@ -378,7 +382,7 @@ def xavier_normal_(
     ...
 
 
-@inplace_of(schemes.kaiming_uniform, warns_empty=True)
+@inplace_of(fans.kaiming_uniform, warns_empty=True)
 def kaiming_uniform_(
     array: ArrayLike,
     a: RealLike = 0.0,
@@ -401,7 +405,7 @@ def kaiming_uniform_(
     ...
 
 
-@inplace_of(schemes.kaiming_normal, warns_empty=True)
+@inplace_of(fans.kaiming_normal, warns_empty=True)
 def kaiming_normal_(
     array: ArrayLike,
     a: RealLike = 0.0,

@@ -18,61 +18,49 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.core.distribution import Distribution
-from jaxinit._src.core.initializer import (
-    Family,
-    Initializer,
-    IntLike,
-    RealLike,
-    builder,
-    concrete,
-    integer,
-    kernel,
-    real,
-    sample_dtype,
+from jaxinit._src.core.builders import builder
+from jaxinit._src.core.distribution import Distribution, fmt
+from jaxinit._src.core.dtypes import sample_dtype
+from jaxinit._src.core.family import Checks, Family, kernel, param
+from jaxinit._src.core.hyper import IntLike, RealLike, concrete, integer, real
+from jaxinit._src.core.initializer import Initializer
+from jaxinit._src.core.layout import Layout, LayoutLike, canonical_shape
+from jaxinit._src.schemes.floyd import sparse_mask as sparse_mask
+from jaxinit._src.schemes.iid import NORMAL
+from jaxinit._src.schemes.sampling import (
+    MAX_RANK,
+    make,
+    normal_draw,
+    per_entry,
+    rank_check,
+    to_layout,
 )
-from jaxinit._src.core.layout import Layout, LayoutLike, canonical_shape, torch_order
-from jaxinit._src.schemes.iid import make, normal_draw
 
-__all__ = ["dirac", "eye", "orthogonal", "sparse"]
-
-_MAX_RANK = 64  # "2 or more" dimensions, as a finite range for the rank check
+__all__ = ["DIRAC", "EYE", "ORTHOGONAL", "SPARSE", "dirac", "eye", "orthogonal", "sparse"]
 
 
-def to_layout(x: jax.Array, shape: tuple[int, ...], layout: Layout) -> jax.Array:
-    """Moves a canonical ``(batch, out, in, *receptive)`` array into ``layout``'s axis order."""
-    perm = torch_order(len(shape), layout)
-    x = x.reshape(tuple(shape[a] for a in perm))
-    if perm == tuple(range(len(shape))):
-        return x
-    return jnp.transpose(x, tuple(int(i) for i in np.argsort(perm)))
+class _Exact(Family):
+    """A deterministic structured family: the array is its kernel's, bit for bit."""
 
+    iid = False
 
-def per_entry(fn: Any, key: jax.Array, batch: int) -> jax.Array:
-    """``fn(key)`` for one batch entry, or stacked over ``split(key, batch)`` entries."""
-    if batch == 1:
-        return fn(key)[None]
-    return jax.vmap(fn)(jax.random.split(key, batch))
+    def support(self, d: Distribution) -> tuple[float, float]:
+        return 0.0, 1.0
 
+    def kernel_params(self, d: Distribution) -> tuple[Any, ...]:
+        return ()
 
-def matrix_view(shape: tuple[int, ...], layout: Layout) -> tuple[int, int, int]:
-    """``(batch, rows, cols)``: each batch entry as torch's ``(out, in * receptive)`` matrix."""
-    batch, rows, inp, *receptive = canonical_shape(shape, layout)
-    return batch, rows, inp * math.prod(receptive)
-
-
-def rank_check(name: str, ranks: tuple[int, ...], what: str):
-    """A shape check: the number of non-batch dimensions is one of ``ranks``."""
-
-    def check(shape: tuple[int, ...], layout: Layout) -> None:
-        if len(shape) - len(layout.batch_axis) not in ranks:
-            raise ValueError(
-                f"{name}: Only tensors with {what} dimensions are supported (got shape {shape}"
-                + (f" with batch axes {layout.batch_axis})" if layout.batch_axis else ")")
-            )
-        layout.all_axes(len(shape))
-
-    return check
+    def check(self, x: np.ndarray, d: Distribution, checks: Checks) -> list[str]:
+        assert d.layout is not None
+        expected = self.kernel(
+            None,
+            *self.kernel_params(d),
+            shape=tuple(x.shape),
+            dtype=x.dtype,
+            layout=d.layout,
+            out_sharding=None,
+        )
+        return checks.exact(x, np.asarray(expected), repr(d))
 
 
 # ----------------------------------------------------------------------------
@@ -87,17 +75,15 @@ def _eye_kernel(key, *, shape, dtype, layout):
     return to_layout(eye_, shape, layout)
 
 
-EYE = Family(
-    "eye",
-    _eye_kernel,
-    lambda p, shape, layout: Distribution("eye", {}, shape, layout),
-    random=False,
-    dtypes="any",
-    structured=True,
-)
+class EyeFamily(_Exact):
+    def format(self, d: Distribution) -> str:
+        return "eye"
 
 
-@builder
+EYE = EyeFamily("eye", _eye_kernel, random=False, dtypes="any", structured=True)
+
+
+@builder(example=("", (32, 64)))
 def eye(*, layout: LayoutLike | None = None, dtype: DTypeLike | None = None) -> Initializer:
     """Fills a 2-D weight with the identity: ``w[o, i] = (o == i)``.
 
@@ -155,16 +141,29 @@ def _dirac_kernel(key, per_group, *, shape, dtype, layout):
     return to_layout(jnp.broadcast_to(hit.astype(dtype), (batch, *canon)), shape, layout)
 
 
-DIRAC = Family(
-    "dirac",
-    _dirac_kernel,
-    lambda p, shape, layout: Distribution(
-        "dirac", {"groups": canonical_shape(shape, layout)[1] // int(p[0])}, shape, layout
-    ),
-    random=False,
-    dtypes="any",
-    structured=True,
-)
+class DiracFamily(_Exact):
+    """``groups`` in the distribution; the kernel takes the out channels per group."""
+
+    def describe(
+        self,
+        values: tuple[Any, ...],
+        shape: tuple[int, ...],
+        layout: Layout | None,
+        dtype: np.dtype | None,
+    ) -> Distribution:
+        assert layout is not None
+        groups = canonical_shape(shape, layout)[1] // int(values[0])
+        return Distribution(self, {"groups": groups}, shape, layout, dtype)
+
+    def kernel_params(self, d: Distribution) -> tuple[Any, ...]:
+        assert d.layout is not None
+        return (np.int32(canonical_shape(d.shape, d.layout)[1] // int(d.params["groups"])),)
+
+    def format(self, d: Distribution) -> str:
+        return f"dirac(groups={d.params['groups']})"
+
+
+DIRAC = DiracFamily("dirac", _dirac_kernel, random=False, dtypes="any", structured=True)
 
 
 @builder
@@ -243,17 +242,63 @@ def _orthogonal_kernel(key, gain, *, shape, dtype, layout):
     return to_layout(per_entry(one, key, batch) * gain, shape, layout)
 
 
-def _describe_orthogonal(p: tuple[Any, ...], shape: tuple[int, ...], layout: Layout) -> Any:
-    _, rows, *rest = canonical_shape(shape, layout)
-    return Distribution(
-        "orthogonal", {"gain": p[0], "rows": rows, "cols": math.prod(rest)}, shape, layout
-    )
+class OrthogonalFamily(Family):
+    """``gain`` times a Haar-random (semi-)orthogonal ``rows x cols`` torch view per batch entry."""
+
+    iid = False
+    exact_support = False  # |entries| <= |gain| up to the QR's rounding
+
+    def describe(
+        self,
+        values: tuple[Any, ...],
+        shape: tuple[int, ...],
+        layout: Layout | None,
+        dtype: np.dtype | None,
+    ) -> Distribution:
+        assert layout is not None
+        _, rows, *rest = canonical_shape(shape, layout)
+        params = {"gain": values[0], "rows": rows, "cols": math.prod(rest)}
+        return Distribution(self, params, shape, layout, dtype)
+
+    def mean(self, d: Distribution) -> float:
+        return 0.0
+
+    def std(self, d: Distribution) -> float:
+        return abs(param(d, "gain")) / math.sqrt(max(d.params["rows"], d.params["cols"]))
+
+    def support(self, d: Distribution) -> tuple[float, float]:
+        return -abs(param(d, "gain")), abs(param(d, "gain"))
+
+    def check(self, x: np.ndarray, d: Distribution, checks: Checks) -> list[str]:
+        gain = param(d, "gain")
+        if gain == 0.0:
+            return checks.exact(x, np.zeros((), x.dtype), "zeros (gain 0)")
+        view = checks.matrices(x, d).astype(np.float64)
+        rows, cols = view.shape[1:]
+        q = view / gain
+        gram = q @ np.swapaxes(q, 1, 2) if rows <= cols else np.swapaxes(q, 1, 2) @ q
+        error = float(np.max(np.abs(gram - np.eye(gram.shape[-1]))))
+        # rounding to the dtype moves each Gram entry by up to eps (Cauchy-Schwarz on unit
+        # rows), the float32 QR by a few n * eps32 at most
+        eps = float(jnp.finfo(x.dtype).eps)
+        tol = 2.0 * eps + 10.0 * max(rows, cols) * float(jnp.finfo(np.float32).eps)
+        if error <= tol:  # (False for nan)
+            return []
+        what = "rows" if rows <= cols else "columns"
+        return [
+            f"the {rows}x{cols} torch view / gain {gain:g} does not have orthonormal {what}: "
+            f"max |Q Q^T - I| = {error:.3g} > {tol:.3g}"
+        ]
+
+    def format(self, d: Distribution) -> str:
+        p = d.params
+        return f"orthogonal(gain={fmt(p['gain'])}, {p['rows']}x{p['cols']})"
 
 
-ORTHOGONAL = Family(
+ORTHOGONAL = OrthogonalFamily(
     "orthogonal",
     _orthogonal_kernel,
-    _describe_orthogonal,
+    ("gain",),
     dtypes="real",
     structured=True,
     torch_kernel="normal_kernel_cpu",
@@ -301,67 +346,12 @@ def orthogonal(
         lambda shape, lay, dt: (gain,),
         layout=layout,
         dtype=dtype,
-        check=rank_check("orthogonal", tuple(range(2, _MAX_RANK)), "2 or more"),
+        check=rank_check("orthogonal", tuple(range(2, MAX_RANK)), "2 or more"),
     )
 
 
 # ----------------------------------------------------------------------------
 # sparse
-
-_FLOYD_CHUNK = 64  # Floyd steps whose random words are drawn in one batch
-
-
-def _mulhi(a: jax.Array, b: jax.Array) -> jax.Array:
-    """The high 32 bits of the 64-bit product of uint32 ``a`` and ``b``.
-
-    Computed from 16-bit halves in uint32 arithmetic (no x64 needed), so
-    ``_mulhi(u, n)`` with ``u`` uniform on ``[0, 2**32)`` is an integer on
-    ``[0, n)`` whose probabilities differ from ``1/n`` by at most ``n / 2**32``.
-    """
-    lo16, s16 = jnp.uint32(0xFFFF), jnp.uint32(16)
-    a0, a1 = a & lo16, a >> s16
-    b0, b1 = b & lo16, b >> s16
-    a0b1, a1b0 = a0 * b1, a1 * b0
-    mid = ((a0 * b0) >> s16) + (a0b1 & lo16) + (a1b0 & lo16)
-    return a1 * b1 + (a0b1 >> s16) + (a1b0 >> s16) + (mid >> s16)
-
-
-def sparse_mask(key: jax.Array, rows: int, cols: int, k: jax.Array) -> jax.Array:
-    """A (rows, cols) bool mask with exactly ``k`` True entries per column.
-
-    Each column's set is a uniformly random ``k``-subset of its rows, drawn by
-    Floyd's algorithm (vectorized over columns): for ``j = rows - m, ...,
-    rows - 1`` draw ``t`` uniform on ``[0, j]`` and add ``t``, or ``j`` if ``t``
-    is already in. That is ``m`` steps of one gather and one scatter of
-    ``cols`` elements; ``m = min(k, rows - k)`` (for ``k > rows / 2`` the
-    complement is drawn), so it reads no ``(rows, cols)`` array of keys and
-    needs no sort and no selection passes. The counts are exact by
-    construction; each ``t`` comes from one 32-bit word (``_mulhi``), so the
-    subset probabilities are uniform to within a relative ``rows / 2**32``.
-
-    ``k`` is traced (an int32 scalar in ``[0, rows]``): changing it does not
-    recompile.
-    """
-    k = jnp.asarray(k, jnp.int32)
-    flip = k > rows - k
-    m = jnp.where(flip, rows - k, k)
-    col = jnp.arange(cols, dtype=jnp.int32)
-
-    def chunk(c, mask):
-        first = c * _FLOYD_CHUNK
-        words = jax.random.bits(jax.random.fold_in(key, c), (_FLOYD_CHUNK, cols), jnp.uint32)
-
-        def step(i, mask):
-            j = rows - m + first + i  # draw t uniform on [0, j]
-            t = _mulhi(words[i], (j + 1).astype(jnp.uint32)).astype(jnp.int32)
-            t = jnp.where(mask[t, col], j, t)
-            return mask.at[t, col].set(True, unique_indices=True, mode="promise_in_bounds")
-
-        return jax.lax.fori_loop(0, jnp.minimum(_FLOYD_CHUNK, m - first), step, mask)
-
-    n_chunks = (m + _FLOYD_CHUNK - 1) // _FLOYD_CHUNK
-    mask = jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((rows, cols), jnp.bool_))
-    return mask ^ flip
 
 
 @kernel
@@ -378,20 +368,47 @@ def _sparse_kernel(key, std, k, *, shape, dtype, layout):
     return to_layout(per_entry(one, key, batch), shape, layout)
 
 
-def _describe_sparse(p: tuple[Any, ...], shape: tuple[int, ...], layout: Layout) -> Any:
-    return Distribution("sparse", {"std": p[0], "zeros": p[1]}, shape, layout)
+class SparseFamily(Family):
+    """N(0, std^2) with exactly ``zeros`` zero entries in every column of the torch view."""
+
+    iid = False
+
+    def mean(self, d: Distribution) -> float:
+        return 0.0
+
+    def std(self, d: Distribution) -> float:
+        return param(d, "std")
+
+    def check(self, x: np.ndarray, d: Distribution, checks: Checks) -> list[str]:
+        zeros = int(d.params["zeros"])
+        if param(d, "std") == 0.0:
+            return checks.exact(x, np.zeros((), x.dtype), "zeros (std 0)")
+        view = checks.matrices(x, d)
+        counts = np.sum(view == 0, axis=1)
+        if not np.all(counts == zeros):
+            bad = np.argwhere(counts != zeros)[0]
+            return [
+                f"column {int(bad[1])} (batch entry {int(bad[0])}) of the torch view has "
+                f"{int(counts[tuple(bad)])} zeros, expected exactly {zeros} in every column"
+            ]
+        nonzero = view[view != 0]
+        normal = NORMAL.describe((0.0, d.params["std"]), nonzero.shape, None, d.dtype)
+        return [f"non-zero entries: {f}" for f in checks.iid(nonzero, normal)]
+
+    def format(self, d: Distribution) -> str:
+        return f"sparse({d.params['zeros']} zeros per column, std={fmt(d.params['std'])})"
 
 
-SPARSE = Family(
+SPARSE = SparseFamily(
     "sparse",
     _sparse_kernel,
-    _describe_sparse,
+    ("std", "zeros"),
     structured=True,
     torch_kernel="normal_kernel_cpu",
 )
 
 
-@builder
+@builder(example=("0.25", (32, 64)))
 def sparse(
     sparsity: RealLike,
     std: RealLike = 0.01,

@@ -32,30 +32,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.core.distribution import Distribution
-from jaxinit._src.core.initializer import (
-    Family,
-    Initializer,
-    IntLike,
-    builder,
-    concrete,
-    integer,
-    kernel,
-    sample_dtype,
-)
+from jaxinit._src.core.builders import builder
+from jaxinit._src.core.distribution import Distribution, fmt
+from jaxinit._src.core.dtypes import sample_dtype
+from jaxinit._src.core.family import Checks, Family, kernel, param
+from jaxinit._src.core.hyper import IntLike, concrete, integer, plain
+from jaxinit._src.core.initializer import Initializer
 from jaxinit._src.core.layout import FLAX, Layout, LayoutLike
+from jaxinit._src.core.special import irwin_hall_cdf
+from jaxinit._src.schemes.fans import kaiming_uniform, xavier_std
 from jaxinit._src.schemes.iid import (
-    kaiming_uniform,
-    make,
-    needs_fans,
     normal,
-    normal_draw,
+    padded_normal,
     symmetric_uniform,
     uniform,
     uniform_bounds,
-    xavier_std,
 )
-from jaxinit._src.schemes.structured import matrix_view, rank_check, to_layout
+from jaxinit._src.schemes.sampling import make, needs_fans
 
 __all__ = [
     "torch_conv_transpose_weight",
@@ -112,7 +105,7 @@ def torch_linear_weight(
     )
 
 
-@builder
+@builder(example=("100", (64,)))
 def torch_linear_bias(
     fan_in: IntLike, *, layout: LayoutLike | None = None, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -185,27 +178,7 @@ def torch_conv_transpose_weight(
 # Embedding
 
 
-@kernel
-def _embedding_kernel(key, row, *, shape, dtype, layout):
-    """N(0, 1), with entry ``row`` of the out axis (the embedding's index axis) zeroed."""
-    batch, rows, cols = matrix_view(shape, layout)
-    values = normal_draw(key, 0.0, 1.0, (batch, rows, cols), dtype)
-    index = jax.lax.broadcasted_iota(jnp.int32, (batch, rows, cols), 1)
-    return to_layout(jnp.where(index == row, jnp.zeros((), values.dtype), values), shape, layout)
-
-
-EMBEDDING_PADDED = Family(
-    "normal",
-    _embedding_kernel,
-    lambda p, shape, layout: Distribution(
-        "normal", {"mean": 0.0, "std": 1.0, "zero_row": int(p[0])}, shape, layout
-    ),
-    structured=True,
-    torch_kernel="normal_kernel_cpu",
-)
-
-
-@builder
+@builder(example=("", (10, 4)))
 def torch_embedding(
     padding_idx: IntLike | None = None,
     *,
@@ -241,26 +214,7 @@ def torch_embedding(
         return dataclasses.replace(
             normal(0.0, 1.0, layout=layout, dtype=dtype), name="torch_embedding", hyperparams={}
         )
-    index = integer("torch_embedding", "padding_idx", padding_idx, minimum=-(2**31))
-
-    def params(shape: tuple[int, ...], lay: Layout, dt: np.dtype) -> tuple[Any, ...]:
-        rows = matrix_view(shape, lay)[1]
-        if concrete(index) and not -rows <= index < rows:
-            raise ValueError(
-                f"torch_embedding: Padding_idx must be within num_embeddings "
-                f"(padding_idx={index}, num_embeddings={rows})"
-            )
-        return (np.int32(index % rows) if concrete(index) else (index % rows).astype(jnp.int32),)
-
-    return make(
-        "torch_embedding",
-        {"padding_idx": index},
-        EMBEDDING_PADDED,
-        params,
-        layout=layout,
-        dtype=dtype,
-        check=rank_check("torch_embedding", tuple(range(2, 64)), "2 or more"),
-    )
+    return padded_normal("torch_embedding", {}, 0.0, 1.0, padding_idx, layout=layout, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -276,21 +230,81 @@ def _uniform_sum_kernel(key, low, high, terms, *, shape, dtype, layout):
     return u[0] + jnp.where(per_entry >= 2, u[1], jnp.zeros((), u.dtype))
 
 
-UNIFORM_SUM = Family(
+class UniformSumFamily(Family):
+    """A sum of ``terms`` independent U[low, high) per entry (``terms`` per block of the last axis)."""
+
+    def describe(
+        self,
+        values: tuple[Any, ...],
+        shape: tuple[int, ...],
+        layout: Layout | None,
+        dtype: np.dtype | None,
+    ) -> Distribution:
+        low, high, terms = values
+        terms = tuple(int(t) for t in terms) if np.ndim(terms) else int(terms)
+        return Distribution(self, {"low": low, "high": high, "terms": terms}, shape, layout, dtype)
+
+    def is_iid(self, d: Distribution) -> bool:
+        return isinstance(d.params["terms"], int)
+
+    def is_random(self, d: Distribution) -> bool:
+        return bool(d.params["low"] != d.params["high"])
+
+    def _terms(self, d: Distribution) -> np.ndarray:
+        return np.asarray(d.params["terms"], np.float64)
+
+    def mean(self, d: Distribution) -> float:
+        return float(np.mean(self._terms(d)) * (param(d, "low") + param(d, "high")) / 2)
+
+    def std(self, d: Distribution) -> float:
+        spread = param(d, "high") - param(d, "low")
+        return float(math.sqrt(np.mean(self._terms(d)) / 12.0) * spread)
+
+    def support(self, d: Distribution) -> tuple[float, float]:
+        terms = float(np.max(self._terms(d)))
+        return terms * param(d, "low"), terms * param(d, "high")
+
+    def cdf(self, d: Distribution, x: np.ndarray) -> np.ndarray:
+        low, high, terms = param(d, "low"), param(d, "high"), int(d.params["terms"])
+        if high == low:
+            return (x >= terms * low).astype(np.float64)
+        return irwin_hall_cdf((x - terms * low) / (high - low), terms)
+
+    def moments(self, d: Distribution, centered: np.ndarray) -> tuple[float, float]:
+        # A sum of t U(-1/2, 1/2) has cumulants t/12, t(-1/120), t/252 (orders 2, 4, 6), so
+        # kappa = 3 - 6/(5t) and eta = 15 - 18/t + (1728/252)/t^2; t = 1 is the uniform.
+        t = float(d.params["terms"])
+        return 3.0 - 1.2 / t, 15.0 - 18.0 / t + (1728.0 / 252.0) / (t * t)
+
+    def check(self, x: np.ndarray, d: Distribution, checks: Checks) -> list[str]:
+        terms = d.params["terms"]
+        if isinstance(terms, int):
+            return checks.iid(x, d)
+        found = []
+        for b, (block, t) in enumerate(zip(np.split(x, len(terms), axis=-1), terms)):
+            part = dataclasses.replace(d, params={**d.params, "terms": t}, shape=block.shape)
+            alpha = checks.alpha / len(terms)
+            found += [f"block {b} ({part!r}): {f}" for f in checks.iid(block, part, alpha)]
+        return found
+
+    def format(self, d: Distribution) -> str:
+        one = f"U({fmt(d.params['low'])}, {fmt(d.params['high'])})"
+        terms = d.params["terms"]
+        if isinstance(terms, int):
+            return " + ".join([one] * terms)
+        return f"sum of {terms} {one} by block of the last axis"
+
+
+UNIFORM_SUM = UniformSumFamily(
     "uniform_sum",
     _uniform_sum_kernel,
-    lambda p, shape, layout: Distribution(
-        "uniform_sum",
-        {"low": p[0], "high": p[1], "terms": p[2] if np.ndim(p[2]) else int(p[2])},
-        shape,
-        layout,
-    ),
+    ("low", "high", "terms"),
     dtypes="real",
     torch_kernel="check_uniform_bounds",
 )
 
 
-@builder
+@builder(example=("64", (256,)))
 def torch_rnn(
     hidden_size: IntLike,
     terms: IntLike | Sequence[IntLike] = 1,
@@ -354,7 +368,7 @@ def torch_rnn(
 
     return make(
         "torch_rnn",
-        {"hidden_size": hidden_size, "terms": terms},
+        {"hidden_size": hidden_size, "terms": plain(terms)},
         UNIFORM_SUM,
         params,
         layout=layout,

@@ -8,24 +8,24 @@ signatures.
 
 from __future__ import annotations
 
-from jaxinit._src.core.initializer import flax_variant
-from jaxinit._src.schemes import iid as schemes
-from jaxinit._src.schemes import inplace, structured, torch_defaults
+from jaxinit._src.core.builders import flax_variant
+from jaxinit._src.schemes import fans, fill, iid, inplace, structured, torch_defaults
+from jaxinit._src.schemes import trunc_normal as truncated
 from jaxinit._src.schemes.inplace import flax_inplace
 
 # builders ------------------------------------------------------------------------
-flax_uniform = flax_variant(schemes.uniform)
-flax_normal = flax_variant(schemes.normal)
-flax_trunc_normal = flax_variant(schemes.trunc_normal)
-flax_constant = flax_variant(schemes.constant)
-flax_ones = flax_variant(schemes.ones)
-flax_zeros = flax_variant(schemes.zeros)
+flax_uniform = flax_variant(iid.uniform)
+flax_normal = flax_variant(iid.normal)
+flax_trunc_normal = flax_variant(truncated.trunc_normal)
+flax_constant = flax_variant(fill.constant)
+flax_ones = flax_variant(fill.ones)
+flax_zeros = flax_variant(fill.zeros)
 flax_eye = flax_variant(structured.eye)
 flax_dirac = flax_variant(structured.dirac)
-flax_xavier_uniform = flax_variant(schemes.xavier_uniform)
-flax_xavier_normal = flax_variant(schemes.xavier_normal)
-flax_kaiming_uniform = flax_variant(schemes.kaiming_uniform)
-flax_kaiming_normal = flax_variant(schemes.kaiming_normal)
+flax_xavier_uniform = flax_variant(fans.xavier_uniform)
+flax_xavier_normal = flax_variant(fans.xavier_normal)
+flax_kaiming_uniform = flax_variant(fans.kaiming_uniform)
+flax_kaiming_normal = flax_variant(fans.kaiming_normal)
 flax_orthogonal = flax_variant(structured.orthogonal)
 flax_sparse = flax_variant(structured.sparse)
 

@@ -38,9 +38,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.core.initializer import Initializer, is_traced, kernel_sharding, place
-from jaxinit._src.tree.flat import ELEMENTWISE, Program, fit, size_buckets
-from jaxinit._src.tree.keys import fold_in_words, key_impl, words_key, path_words
+from jaxinit._src.core.hyper import is_traced
+from jaxinit._src.core.initializer import Initializer
+from jaxinit._src.core.sharding import kernel_sharding, place
+from jaxinit._src.tree.flat import Program, fit, size_buckets
+from jaxinit._src.tree.keys import fold_in_words, key_impl, path_words, words_key
 from jaxinit._src.tree.plan import Job
 
 __all__ = ["draw_jobs"]
@@ -115,7 +117,7 @@ class _Drawer:
         return (
             self.statics is not None
             and self.statics["out_sharding"] is None
-            and any(self.init.family is f for f in ELEMENTWISE)
+            and self.init.family.elementwise
             and not any(is_traced(p) for p in self.params)
         )
 

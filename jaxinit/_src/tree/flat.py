@@ -5,10 +5,12 @@ row-major index, so a draw of shape ``(768, 3072)`` is the draw of
 ``(2359296,)`` reshaped, bit for bit, and so is one of ``(3072, 768)``. With
 the partitionable threefry (jax's default since 0.5) a counter does not
 depend on the size either, so the first ``n`` entries of a longer draw are
-the draw of ``n`` (for ``n >= 2``: see :func:`size_buckets`). The families whose value at an entry depends only on that
-entry's random bits and the scalar parameters -- uniform, normal,
-trunc_normal and the fills -- are therefore drawn here as one flat
-(1-D) program per (family, element count, dtype), reshaped afterwards:
+the draw of ``n`` (for ``n >= 2``: see :func:`size_buckets`). The families
+whose value at an entry depends only on that entry's random bits and the
+scalar parameters (``Family.elementwise``: uniform, normal, trunc_normal and
+the fills, and a user's :func:`jaxinit.scheme` on them) are therefore drawn
+here as one flat (1-D) program per (family, element count, dtype), reshaped
+afterwards:
 
 * fewer programs: every weight of a transformer block with the same number
   of elements shares one, and the small leaves (biases, norms: at most
@@ -35,13 +37,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.core.initializer import Family, Kernel
-from jaxinit._src.schemes.iid import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM
+from jaxinit._src.core.family import Kernel
 
-__all__ = ["ELEMENTWISE", "Program", "fit", "size_buckets"]
-
-ELEMENTWISE: tuple[Family, ...] = (UNIFORM, NORMAL, TRUNC_NORMAL, CONSTANT)
-"""The families whose kernel is elementwise in the row-major index (see the module doc)."""
+__all__ = ["Program", "fit", "size_buckets"]
 
 # Leaves of at most this many elements (256 KiB of float32: biases, norms,
 # per-channel parameters) are pooled into one program per family and dtype.

@@ -17,7 +17,9 @@ from typing import Any, Literal, TypeAlias
 import jax
 import numpy as np
 
-from jaxinit._src.core.initializer import Initializer, sharding_of, warn
+from jaxinit._src.core.frames import warn
+from jaxinit._src.core.initializer import Initializer
+from jaxinit._src.core.sharding import sharding_of
 from jaxinit._src.layers.context import LayoutWarning, reads_layout
 from jaxinit._src.layers.leaf import Contextual, Leaf
 from jaxinit._src.tree.rules import Rule, describe_rule, matches
