@@ -51,7 +51,7 @@ class LinenGPT(nn.Module):
     @nn.compact
     def __call__(self, tokens):
         x = nn.Embed(VOCAB, WIDTH, name="wte")(tokens)
-        x = x + nn.Embed(POS, WIDTH, name="wpe")(jnp.arange(tokens.shape[1]))
+        x = x + nn.Embed(POS, WIDTH, name="wpe")(jnp.arange(tokens.shape[1]))[None]
         for i in range(LAYERS):
             x = LinenBlock(name=f"h_{i}")(x)
         return nn.Dense(VOCAB, use_bias=False, name="head")(nn.LayerNorm(name="ln_f")(x))

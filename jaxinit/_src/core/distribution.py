@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from jaxinit._src.core.layout import Layout
-
-if TYPE_CHECKING:
-    from jaxinit._src.core.family import Family
 
 __all__ = ["Distribution", "fmt"]
 
@@ -62,7 +59,7 @@ class Distribution:
     ('uniform', 0.036084)
     """
 
-    family: Family
+    family: Any  # its Family (jaxinit._src.core.family): typed loosely, family imports this
     params: Mapping[str, Any]
     shape: tuple[int, ...] = ()
     layout: Layout | None = None
