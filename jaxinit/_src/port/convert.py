@@ -87,17 +87,6 @@ _DEFAULT_TORCH = {
 }
 
 
-def infer_torch_kind(names: Mapping[str, Any]) -> str | None:
-    """A torch layer's kind from its tensor names and shapes (for a bare state_dict)."""
-    if "in_proj_weight" in names or "q_proj_weight" in names:
-        return P.MHA
-    if "weight_ih" in names and "weight_hh" in names:
-        hh = tuple(names["weight_hh"])
-        gates = hh[0] // hh[1] if len(hh) == 2 and hh[1] else 0
-        return {4: P.LSTM, 3: P.GRU, 1: P.RNN}.get(gates)
-    return None
-
-
 def infer_target_kind(rels: Mapping[Rel, Any]) -> str | None:
     """A Flax layer's kind from its leaf names (for a Linen dict without ``model=``)."""
     names = set(rels)
@@ -353,7 +342,7 @@ def plan(
       template: torch local name -> array (what a dropped tensor keeps).
       equinox: the target is an Equinox module (torch's layout kept).
     """
-    tk = torch_kind or infer_torch_kind(ts)
+    tk = torch_kind or P.infer_kind(ts)
     fk = target_kind or infer_target_kind(fs)
     if fk is None and not equinox and tk is not None:
         fk = _DEFAULT_TARGET.get(tk)

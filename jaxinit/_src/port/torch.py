@@ -143,6 +143,17 @@ def torch_kind(module: Any) -> str | None:
     return None
 
 
+def infer_kind(names: Mapping[str, Any]) -> str | None:
+    """A torch layer's kind from its tensor names and shapes (for a bare state_dict)."""
+    if "in_proj_weight" in names or "q_proj_weight" in names:
+        return MHA
+    if "weight_ih" in names and "weight_hh" in names:
+        hh = tuple(names["weight_hh"])
+        gates = hh[0] // hh[1] if len(hh) == 2 and hh[1] else 0
+        return {4: LSTM, 3: GRU, 1: RNN}.get(gates)
+    return None
+
+
 @dataclasses.dataclass
 class TorchLayer:
     """The tensors one conversion reads (or, for ``to_torch``, writes).
