@@ -323,6 +323,53 @@ def single(src: str, dst: Rel, ndim: int) -> list[Group]:
 # ----------------------------------------------------------------------------
 
 
+def resolve_kinds(
+    torch_kind: str | None,
+    target_kind: str | None,
+    ts: Mapping[str, Any],
+    fs: Mapping[Rel, tuple[int, ...]],
+    equinox: bool,
+) -> tuple[str | None, str | None]:
+    """Both layers' kinds: as known, else inferred from names, else each other's default."""
+    tk = torch_kind or P.infer_kind(ts)
+    fk = target_kind or infer_target_kind(fs)
+    if fk is None and not equinox and tk is not None:
+        fk = _DEFAULT_TARGET.get(tk)
+        if tk in (P.LSTM, P.GRU) and ("dense_i", "kernel") in fs:
+            fk = T.LSTM_FUSED if tk == P.LSTM else T.GRU_FUSED
+    if tk is None and fk is not None:
+        tk = _DEFAULT_TORCH.get(fk)
+    return tk, fk
+
+
+_CELLS = (
+    T.LSTM_CELL,
+    T.LSTM_FUSED,
+    T.GRU_CELL,
+    T.GRU_FUSED,
+    T.SIMPLE_CELL,
+    T.EQX_LSTM,
+    T.EQX_GRU,
+)
+
+
+def _linear(tk: str, fk: str, ts: Mapping[str, Any], fs: Mapping[Rel, Any]) -> list[Group]:
+    """A torch Linear or transformers Conv1D into a Dense, DenseGeneral or Equinox Linear."""
+    if fk == T.DENSE:
+        return _dense(tk, fs) + _bias(fs)
+    if fk == T.EQX_LINEAR:
+        move = G.same if tk == P.LINEAR else (lambda s, d: G.one(s, d, G.transpose2))
+        return [move("weight", ("weight",))] + _bias(fs)
+    if tk == P.HF_CONV1D:  # DenseGeneral from an (in, out) weight: read it as (out, in)
+        groups = _dense_general({**ts, "weight": tuple(reversed(ts["weight"]))}, fs)
+        k = groups[0]
+        groups[0] = Group(
+            k.src, k.dst, lambda w: k.fwd(w.T), lambda x: tuple(a.T for a in k.bwd(x))
+        )
+        return groups
+    return _dense_general(ts, fs)
+
+
 def plan(
     torch_kind: str | None,
     target_kind: str | None,
@@ -342,56 +389,21 @@ def plan(
       template: torch local name -> array (what a dropped tensor keeps).
       equinox: the target is an Equinox module (torch's layout kept).
     """
-    tk = torch_kind or P.infer_kind(ts)
-    fk = target_kind or infer_target_kind(fs)
-    if fk is None and not equinox and tk is not None:
-        fk = _DEFAULT_TARGET.get(tk)
-        if tk in (P.LSTM, P.GRU) and ("dense_i", "kernel") in fs:
-            fk = T.LSTM_FUSED if tk == P.LSTM else T.GRU_FUSED
-    if tk is None and fk is not None:
-        tk = _DEFAULT_TORCH.get(fk)
+    tk, fk = resolve_kinds(torch_kind, target_kind, ts, fs, equinox)
     if fk is None or tk is None:
         return _plain(ts, fs, template)
-    extra: list[Group] = []
-    if "num_batches_tracked" in ts:
-        extra.append(G.dropped("num_batches_tracked", template))
     if fk in (T.ATTENTION, T.EQX_MHA):
         if tk != P.MHA:
             raise PortError(f"a torch {tk} layer cannot fill an attention layer")
         return cells.mha(ts, fs, eqx=fk == T.EQX_MHA)
-    if fk in (
-        T.LSTM_CELL,
-        T.LSTM_FUSED,
-        T.GRU_CELL,
-        T.GRU_FUSED,
-        T.SIMPLE_CELL,
-        T.EQX_LSTM,
-        T.EQX_GRU,
-    ):
+    if fk in _CELLS:
         if tk not in (P.LSTM, P.GRU, P.RNN):
             raise PortError(f"a torch {tk} layer cannot fill a recurrent cell ({fk})")
         return cells.cell(tk, fk, ts, fs)
     if tk in (P.MHA, P.LSTM, P.GRU, P.RNN):
         raise PortError(f"a torch {tk} layer cannot fill a {fk} layer")
-    if fk == T.DENSE and tk in (P.LINEAR, P.HF_CONV1D):
-        return _dense(tk, fs) + _bias(fs)
-    if fk == T.DENSE_GENERAL and tk in (P.LINEAR, P.HF_CONV1D):
-        if tk == P.HF_CONV1D:
-            ts = {**ts, "weight": tuple(reversed(ts["weight"]))}
-            groups = _dense_general(ts, fs)
-            k = groups[0]
-            groups[0] = Group(
-                k.src,
-                k.dst,
-                lambda w: k.fwd(w.T),
-                lambda x: tuple(a.T for a in k.bwd(x)),
-            )
-            return groups
-        return _dense_general(ts, fs)
-    if fk == T.EQX_LINEAR and tk == P.LINEAR:
-        return [G.same("weight", ("weight",))] + _bias(fs)
-    if fk == T.EQX_LINEAR and tk == P.HF_CONV1D:
-        return [G.one("weight", ("weight",), G.transpose2)] + _bias(fs)
+    if fk in (T.DENSE, T.DENSE_GENERAL, T.EQX_LINEAR) and tk in (P.LINEAR, P.HF_CONV1D):
+        return _linear(tk, fk, ts, fs)
     if fk == T.CONV and tk == P.CONV:
         return [_conv(len(ts["weight"]))] + _bias(fs) if "weight" in ts else _bias(fs)
     if fk == T.EQX_CONV and tk == P.CONV:
@@ -403,5 +415,6 @@ def plan(
     if fk in (T.EMBED, T.EQX_EMBED) and tk == P.EMBEDDING:
         return [G.same("weight", ("embedding",) if fk == T.EMBED else ("weight",))]
     if fk in (T.NORM, T.EQX_NORM) and tk == P.NORM:
+        extra = [G.dropped("num_batches_tracked", template)] if "num_batches_tracked" in ts else []
         return _norm(ts, fs, eqx=fk == T.EQX_NORM) + _bias(fs) + extra
     raise PortError(f"a torch {tk} layer cannot fill a {fk} layer")
