@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import jaxinit.port  # noqa: E402
-from jaxinit._src.port import target as port_target  # noqa: E402  (the trace cache)
+from jaxinit._src.port import trace as port_trace  # noqa: E402  (the trace cache)
 
 WIDTHS = (32, 64, 128, 256)  # half of ResNet-18's (64, 128, 256, 512)
 
@@ -192,7 +192,7 @@ def main() -> None:
         )
 
     def t_model_first():
-        port_target.clear_trace_cache()
+        port_trace.clear_trace_cache()
         return t_model()
 
     cases: dict[str, Callable[[], Any]] = {

@@ -16,14 +16,14 @@ import torch
 
 import jaxinit._src.flax.linen as flax_linen
 import jaxinit.port as port
-from jaxinit._src.port import target as port_target
+from jaxinit._src.port import trace as port_trace
 from tests.test_port import abstract_init, channels_last, close, rand, randomize, run_torch
 
 
 @pytest.fixture
 def traces(monkeypatch):
     """Counts the abstract traces of ``model.init`` (the cache starts empty)."""
-    port_target.clear_trace_cache()
+    port_trace.clear_trace_cache()
     count = [0]
     real = flax_linen.record_modules
 
@@ -33,7 +33,7 @@ def traces(monkeypatch):
 
     monkeypatch.setattr(flax_linen, "record_modules", counting)
     yield count
-    port_target.clear_trace_cache()
+    port_trace.clear_trace_cache()
 
 
 def test_a_repeated_call_does_not_trace_again(traces):
@@ -90,6 +90,6 @@ def test_the_cache_is_bounded(traces):
     tmod = randomize(torch.nn.Linear(4, 3))
     x = rand(1, 4)
     variables = abstract_init(nn.Dense(3), x)
-    for i in range(port_target._TRACE_CACHE_SIZE + 4):
+    for i in range(port_trace._TRACE_CACHE_SIZE + 4):
         port.from_torch(tmod, variables, model=nn.Dense(3, name=f"d{i}"), args=(x,))
-    assert len(port_target._TRACE_CACHE) == port_target._TRACE_CACHE_SIZE
+    assert len(port_trace._TRACE_CACHE) == port_trace._TRACE_CACHE_SIZE

@@ -41,6 +41,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit._src.port import names as N
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
 from jaxinit._src.port import transfer as X
@@ -162,6 +163,8 @@ def _row(
     pvalue = _ks_pvalue(_thin(t.ravel()), _thin(j.ravel()))
     if pvalue < false_failure:
         failures.append(f"KS test rejects (p = {pvalue:.2g} < {false_failure:g})")
+    fixed = fixed_slices(exact, false_failure)
+    failures += _check_fixed(fixed, exact, exact_jax)
     return LeafReport(
         **common,
         deterministic=False,
@@ -172,7 +175,96 @@ def _row(
         kurtosis=kurt,
         ks_pvalue=pvalue,
         failures=failures,
+        fixed=fixed,
     )
+
+
+def _same_every_seed(exact: np.ndarray) -> np.ndarray:
+    """Per element: torch drew it identically for every seed (NaN equal to NaN)."""
+    same = exact == exact[:1]
+    if np.issubdtype(exact.dtype, np.inexact):
+        same |= np.isnan(exact) & np.isnan(exact[:1])
+    return np.all(same, axis=0)
+
+
+def fixed_slices(exact: np.ndarray, false_failure: float) -> list[tuple[int, int]]:
+    """Rows, columns (any axis) of a random leaf that torch draws identically every seed.
+
+    An Embedding's ``padding_idx`` row is zero for every seed: structure a
+    port must reproduce. A slice of ``m`` elements counts when chance cannot
+    explain it: if each element repeats its seed-0 value in another seed with
+    probability ``q`` (estimated over the whole leaf, the fixed slices
+    included, so ``q`` errs high), ``m`` elements do so in all ``S - 1`` other
+    seeds with probability ``q^(m (S - 1))``; over the ``sum(shape)`` slices
+    tried, a slice is kept when ``sum(shape) * q^(m (S - 1)) <= false_failure``.
+    (Sparse inits, whose zeros move from seed to seed, have ``q`` near
+    ``sparsity^2`` and are not mistaken for structure.)
+
+    Args:
+      exact: torch's values, ``(seeds, *shape)``, in the leaf's dtype.
+      false_failure: the chance allowed of keeping a slice by coincidence.
+
+    Returns:
+      ``(axis, index)`` of each fixed slice.
+    """
+    seeds, shape = exact.shape[0], exact.shape[1:]
+    if not shape or exact[0].size == 0:
+        return []
+    same = _same_every_seed(exact)
+    repeats = exact[1:] == exact[:1]
+    q = float(np.mean(repeats)) if repeats.size else 1.0
+    tried = sum(shape)
+    out = []
+    for axis, n in enumerate(shape):
+        m = exact[0].size // n
+        chance = tried * q ** (m * (seeds - 1)) if q < 1.0 else math.inf
+        if chance > false_failure:
+            continue
+        whole = np.all(np.moveaxis(same, axis, 0).reshape(n, -1), axis=1)
+        out += [(axis, int(i)) for i in np.flatnonzero(whole)]
+    return out
+
+
+def _check_fixed(
+    fixed: Sequence[tuple[int, int]], exact: np.ndarray, exact_jax: np.ndarray
+) -> list[str]:
+    """Each fixed slice must hold torch's values in every JAX draw."""
+    failures = []
+    for axis, i in fixed:
+        want = np.take(exact[0], i, axis=axis)
+        got = np.take(exact_jax, i, axis=axis + 1)
+        if all(np.array_equal(want, g, equal_nan=True) for g in got):
+            continue
+        diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0.0))
+        values = f"all {want.flat[0]!r}" if np.all(want == want.flat[0]) else "fixed values"
+        failures.append(
+            f"index {i} along axis {axis} is {values} in torch for every seed (e.g. an "
+            f"Embedding's padding_idx row), but not in the JAX init (max |diff| {diff:.3g})"
+        )
+    return failures
+
+
+def _check_arguments(torch_factory: Any, jax_init: Any) -> None:
+    """Says what was passed and what is expected (an instance is not a factory)."""
+    if P.is_torch_module(torch_factory):
+        cls = type(torch_factory).__name__
+        raise TypeError(
+            f"compare_init: torch_factory must build a new torch model each time it is called "
+            f"(after torch.manual_seed(s)), got an instance of {cls}; pass the class "
+            f"({cls}, or type(model)) or a function (lambda: {cls}(...))"
+        )
+    if not callable(torch_factory):
+        raise TypeError(
+            "compare_init: torch_factory must be a class or function returning a torch "
+            f"nn.Module, got {type(torch_factory).__name__}"
+        )
+    linen = hasattr(jax_init, "init") and hasattr(jax_init, "apply")
+    if T.is_target(jax_init) or linen or not callable(jax_init):
+        raise TypeError(
+            "compare_init: jax_init must be a function key -> the initialized JAX model (e.g. "
+            "lambda key: jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)), "
+            f"got {'a Linen module' if linen else 'an instance of ' + type(jax_init).__name__}"
+        )
 
 
 def compare_init(
@@ -224,16 +316,20 @@ def compare_init(
         )
     if not 0.0 < false_failure < 1.0:
         raise ValueError(f"compare_init: false_failure must be in (0, 1), got {false_failure}")
+    _check_arguments(torch_factory, jax_init)
     torch = P.import_torch()
     torch_draws = []
     jax_draws = []
     for s in range(seeds):
         torch.manual_seed(s)
         torch_draws.append(torch_factory())
+        if not P.is_torch_module(torch_draws[-1]):
+            raise TypeError(
+                f"compare_init: torch_factory() returned {type(torch_draws[-1]).__name__}, "
+                "expected a torch nn.Module"
+            )
         jax_draws.append(jax_init(jax.random.key(s)))
     layers, aliases = P.torch_layers(torch_draws[0])
-    from jaxinit._src.port import names as N
-
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(jax_draws[0], model, args, kwargs)
     plan = X.make_plan(layers, aliases, tgt, rename)
@@ -245,7 +341,9 @@ def compare_init(
         out, mismatches = X.forward(plan, tgt, values)
         if s == 0:
             shapes = {k: tuple(v.shape) for k, v in values.items()}
-            X._report("compare_init", plan, True, tgt, shapes, mismatches)
+            X._report(
+                "compare_init", plan, True, tgt, shapes, mismatches, check_hyperparameters=False
+            )
         per_seed_torch.append(out)
     per_seed_jax = [tgt] + [T.collect(d) for d in jax_draws[1:]]
     names = {i: ", ".join(st.keys) for st in plan.steps for i in st.leaves}
@@ -269,4 +367,4 @@ def compare_init(
                 false_failure,
             )
         )
-    return InitReport(rows, seeds, false_failure)
+    return InitReport(rows, seeds, false_failure, notes=plan.review.settings)

@@ -31,6 +31,9 @@ class LeafReport:
       ks_pvalue: the two-sample KS p-value (``None`` for deterministic leaves).
       failures: what failed; empty if the leaf passed.
       torch_values, jax_values: the pooled values, float64, ``(seeds, *shape)``.
+      fixed: ``(axis, index)`` of the slices of a random leaf that torch draws
+        identically every seed (an Embedding's ``padding_idx`` row); the JAX
+        init must hold the same values there.
     """
 
     path: str
@@ -50,6 +53,7 @@ class LeafReport:
     failures: list[str]
     torch_values: np.ndarray = dataclasses.field(repr=False)
     jax_values: np.ndarray = dataclasses.field(repr=False)
+    fixed: list[tuple[int, int]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,12 +79,22 @@ class InitReport:
       rows: one :class:`LeafReport` per leaf, in torch's ``state_dict`` order.
       seeds: how many seeds were pooled.
       false_failure: the chance that one check fails a correct port.
+      notes: layer hyperparameters that differ between the two models (they
+        do not change the init, but the port would compute something else:
+        :func:`jaxinit.port.from_torch` refuses them).
     """
 
-    def __init__(self, rows: list[LeafReport], seeds: int, false_failure: float):
+    def __init__(
+        self,
+        rows: list[LeafReport],
+        seeds: int,
+        false_failure: float,
+        notes: Sequence[str] = (),
+    ):
         self.rows = rows
         self.seeds = seeds
         self.false_failure = false_failure
+        self.notes = list(notes)
 
     @property
     def ok(self) -> bool:
@@ -151,6 +165,7 @@ class InitReport:
                 f"{len(exact_ok)} deterministic leaves (torch draws them identically every seed): "
                 "all bit-exact with torch"
             )
+        lines += [f"note: {n}" for n in self.notes]
         n_random = sum(not r.deterministic for r in self.rows)
         lines.append(
             f"{len(self.rows)} leaves ({n_random} random), {self.seeds} seeds pooled; each check "

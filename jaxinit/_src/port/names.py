@@ -404,9 +404,29 @@ def glob_kinds(layers: Sequence[P.TorchLayer], torch_types: Any) -> None:
                 "LayerNorm, GroupNorm, RMSNorm, BatchNorm1d/2d/3d, MultiheadAttention, LSTM, GRU, RNN"
             )
         rules.append((glob, kind))
+    matched: set[str] = set()
     for layer in layers:
         module_name = ".".join(layer.path[:-1]) if layer.virtual else layer.name
         for glob, kind in rules:
             if fnmatch.fnmatchcase(layer.name, glob) or fnmatch.fnmatchcase(module_name, glob):
                 layer.kind = kind
+                matched.add(glob)
                 break
+    unmatched = [glob for glob, _ in rules if glob not in matched]
+    if unmatched:
+        modules = list(dict.fromkeys(layer.name for layer in layers if layer.name))
+        lines = []
+        for glob in unmatched:
+            wider = "*" + glob if glob.startswith(".") else "*." + glob
+            hits = [m for m in modules if fnmatch.fnmatchcase(m, wider)]
+            near = hits or nearest(glob.replace("*", ""), modules)
+            hint = f"; did you mean {wider!r}? it matches " if hits else "; nearest: "
+            lines.append(
+                f"torch_types[{glob!r}] matches no torch module"
+                + (hint + ", ".join(near[:3]) + (", ..." if len(near) > 3 else "") if near else "")
+            )
+        raise ValueError(
+            "\n".join(lines) + "\nA glob must match a whole module path ('*' matches any text, "
+            f"dots included), e.g. {'*.' + modules[-1].rsplit('.', 1)[-1] if modules else '*.fc'!r}; "
+            f"the modules are: {', '.join(modules[:6])}" + (", ..." if len(modules) > 6 else "")
+        )

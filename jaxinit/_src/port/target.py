@@ -13,15 +13,15 @@ Everything else is returned as the very same object.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import sys
-import types
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+
+from jaxinit._src.port import trace
 
 __all__ = ["Target", "TargetLayer", "TargetLeaf", "collect"]
 
@@ -182,6 +182,7 @@ class Target:
         self.flavor = flavor
         self.leaves = leaves
         self.layers = layers
+        self.abstract_rest: list[str] = []  # abstract leaves a port never fills (RNG state ...)
         self._write: Any = None
 
     def read(self, index: int) -> np.ndarray:
@@ -261,83 +262,6 @@ def _group(
 # Linen
 
 
-# What an abstract trace of ``model.init`` learns (the module at every path),
-# per model and input signature; least recently used first.
-_TRACE_CACHE: collections.OrderedDict[Hashable, tuple[Any, Mapping[tuple[str, ...], Any]]] = (
-    collections.OrderedDict()
-)
-_TRACE_CACHE_SIZE = 16  # models kept (each entry holds the model's bound modules)
-
-
-def clear_trace_cache() -> None:
-    """Forgets every cached trace (the next ``model=`` call traces again)."""
-    _TRACE_CACHE.clear()
-
-
-def _signature(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Hashable:
-    """The inputs as ``jax.jit`` sees them: tree structure, arrays by shape and dtype, the rest by value."""
-    leaves, treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs or {})))
-    parts: list[Hashable] = []
-    for x in leaves:
-        if hasattr(x, "shape") and hasattr(x, "dtype"):
-            parts.append(("array", tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", 0))))
-        else:
-            parts.append(("value", type(x), x))  # the type too: 1, 1.0 and True are equal
-    return (treedef, tuple(parts))
-
-
-def _trace_key(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Hashable:
-    """A cache key that never matches a model of another configuration.
-
-    A Linen module is a dataclass whose hash and equality cover its fields and
-    class, so two equal modules trace alike. One with an unhashable field (a
-    list of layers) is keyed by identity *and* by its ``repr``, which shows its
-    fields: mutating such a list in place changes the key.
-    """
-    signature = _signature(args, kwargs)
-    try:
-        key: Hashable = ("model", model, signature)
-        hash(key)
-    except TypeError:
-        key = ("identity", id(model), repr(model), signature)
-        hash(key)  # (a signature with an unhashable static argument raises: not cached)
-    return key
-
-
-def traced_modules(
-    model: Any, args: Sequence[Any], kwargs: Mapping[str, Any] | None
-) -> Mapping[tuple[str, ...], Any]:
-    """The module at every path of a Linen model, from one abstract trace of ``model.init``.
-
-    Cached per model configuration and input shapes and dtypes (as ``jax.jit``
-    caches a trace), so a repeated ``from_torch(..., model=)`` does not trace
-    again. A module whose structure depends on input *values* is not supported
-    here, as under ``jax.jit(model.init)``.
-    """
-    from jaxinit._src.flax.linen import record_modules
-
-    try:
-        key: Hashable | None = _trace_key(model, args, kwargs)
-    except TypeError:
-        key = None
-    if key is not None and key in _TRACE_CACHE:
-        _TRACE_CACHE.move_to_end(key)
-        return _TRACE_CACHE[key][1]
-    try:
-        _, modules = record_modules(model, jax.random.key(0), tuple(args), dict(kwargs or {}))
-    except Exception as e:
-        raise ValueError(
-            f"model=: tracing {type(model).__name__}.init abstractly failed ({e}); pass the "
-            "inputs of model.init as args= (and kwargs=)"
-        ) from e
-    frozen = types.MappingProxyType(dict(modules))
-    if key is not None:
-        _TRACE_CACHE[key] = (model, frozen)  # the model kept alive: its id stays unique
-        while len(_TRACE_CACHE) > _TRACE_CACHE_SIZE:
-            _TRACE_CACHE.popitem(last=False)
-    return frozen
-
-
 def _linen(
     target: Any, model: Any, args: Sequence[Any], kwargs: Mapping[str, Any] | None
 ) -> Target:
@@ -348,16 +272,19 @@ def _linen(
 
     modules: Mapping[tuple[str, ...], Any] = {}
     if model is not None:
-        modules = traced_modules(model, args, kwargs)
+        modules = trace.traced_modules(model, args, kwargs)
     flat, treedef = jax.tree_util.tree_flatten_with_path(target, is_leaf=is_box)
-    collections = isinstance(target, Mapping) and "params" in target
+    # a variables dict (params and/or batch_stats: BatchNorm(use_scale=False, use_bias=False)
+    # has no params), or a bare params dict
+    collections = isinstance(target, Mapping) and any(c in target for c in _LINEN_COLLECTIONS)
     paths, index = [], []
+    rest = []
     for i, (kp, boxed) in enumerate(flat):
         path = tuple(_key_name(k) for k in kp)
         value = boxed.value if is_box(boxed) else boxed
-        if collections and path[0] not in _LINEN_COLLECTIONS:
-            continue
-        if not _is_inexact(value):
+        if (collections and path[0] not in _LINEN_COLLECTIONS) or not _is_inexact(value):
+            if isinstance(value, jax.ShapeDtypeStruct):
+                rest.append("/".join(path))
             continue
         paths.append(path)
         index.append(i)
@@ -374,6 +301,7 @@ def _linen(
         boxed = flat[i][1]
         leaves.append(TargetLeaf("/".join(paths[j]), boxed.value if is_box(boxed) else boxed))
     out = Target("Linen variables", leaves, layers)
+    out.abstract_rest = rest
 
     def write(new: Mapping[int, Any]) -> Any:
         items = [v for _, v in flat]
@@ -395,16 +323,19 @@ def _nnx(module: Any) -> Target:
 
     nodes = list(nnx.iter_graph(module))
     modules = {tuple(str(p) for p in path): n for path, n in nodes if isinstance(n, nnx.Module)}
-    variables = [
-        (tuple(str(p) for p in path), n)
-        for path, n in nodes
-        if isinstance(n, nnx.Param | nnx.BatchStat)
-    ]
 
     def value(var: Any) -> Any:
         return var.get_value() if hasattr(var, "get_value") else var.value
 
-    variables = [(p, v) for p, v in variables if _is_inexact(value(v))]
+    variables, rest = [], []
+    for path, n in nodes:
+        if not isinstance(n, nnx.Variable):
+            continue
+        names = tuple(str(p) for p in path)
+        if isinstance(n, nnx.Param | nnx.BatchStat) and _is_inexact(value(n)):
+            variables.append((names, n))
+        elif isinstance(value(n), jax.ShapeDtypeStruct):
+            rest.append("/".join(names))
     paths = [p for p, _ in variables]
 
     def owners_of(j: int) -> list[tuple[tuple[str, ...], Any]]:
@@ -414,6 +345,7 @@ def _nnx(module: Any) -> Target:
     layers = _assign(paths, owners_of, _kind_table(), [0] * len(paths))
     leaves = [TargetLeaf("/".join(p), value(v)) for p, v in variables]
     out = Target("NNX module", leaves, layers)
+    out.abstract_rest = rest
 
     def write(new: Mapping[int, Any]) -> Any:
         for j, x in new.items():  # only now, when every check has passed
@@ -437,11 +369,13 @@ def _equinox(module: Any) -> Target:
 
     flat, treedef = jax.tree_util.tree_flatten_with_path(module)
     paths, index = [], []
-    owner_lists = []
+    owner_lists, rest = [], []
     for i, (kp, leaf) in enumerate(flat):
-        if not _is_inexact(leaf):
-            continue
         path = tuple(_key_name(k) for k in kp)
+        if not _is_inexact(leaf):
+            if isinstance(leaf, jax.ShapeDtypeStruct):
+                rest.append("/".join(path))
+            continue
         owners = []
         obj = module
         for d, k in enumerate(kp):
@@ -463,6 +397,7 @@ def _equinox(module: Any) -> Target:
     layers = _assign(paths, lambda j: owner_lists[j], _kind_table(), [0] * len(paths))
     leaves = [TargetLeaf("/".join(paths[j]), flat[i][1]) for j, i in enumerate(index)]
     out = Target("Equinox module", leaves, layers)
+    out.abstract_rest = rest
 
     def write(new: Mapping[int, Any]) -> Any:
         items = [v for _, v in flat]
@@ -472,6 +407,16 @@ def _equinox(module: Any) -> Target:
 
     out._write = write
     return out
+
+
+def is_target(x: Any) -> bool:
+    """``x`` is a Linen variables dict, an NNX module or an Equinox module (a port's target)."""
+    if isinstance(x, Mapping):
+        return True
+    nnx, eqx = sys.modules.get("flax.nnx"), sys.modules.get("equinox")
+    return (nnx is not None and isinstance(x, nnx.Module)) or (
+        eqx is not None and isinstance(x, eqx.Module)
+    )
 
 
 def collect(
