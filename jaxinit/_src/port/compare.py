@@ -191,14 +191,17 @@ def fixed_slices(exact: np.ndarray, false_failure: float) -> list[tuple[int, int
     """Rows, columns (any axis) of a random leaf that torch draws identically every seed.
 
     An Embedding's ``padding_idx`` row is zero for every seed: structure a
-    port must reproduce. A slice of ``m`` elements counts when chance cannot
-    explain it: if each element repeats its seed-0 value in another seed with
-    probability ``q`` (estimated over the whole leaf, the fixed slices
-    included, so ``q`` errs high), ``m`` elements do so in all ``S - 1`` other
-    seeds with probability ``q^(m (S - 1))``; over the ``sum(shape)`` slices
-    tried, a slice is kept when ``sum(shape) * q^(m (S - 1)) <= false_failure``.
-    (Sparse inits, whose zeros move from seed to seed, have ``q`` near
-    ``sparsity^2`` and are not mistaken for structure.)
+    port must reproduce. A slice of ``m >= 2`` elements counts when chance
+    cannot explain it. An element repeats its seed-0 value in all other seeds
+    with probability at most that of repeating it in one, ``q``; so ``m``
+    independent elements do so by chance with probability at most ``q^m``,
+    and over the ``sum(shape)`` slices tried a slice is kept when
+    ``sum(shape) * q^m <= false_failure``. ``q`` is estimated from the rest of
+    the leaf: the largest of the rate at which the varying elements repeat a
+    seed-0 value, the fraction of fixed elements outside the fixed slices, and
+    one over the number of (element, seed) pairs looked at. Sparse inits, whose
+    zeros move from seed to seed, repeat often and are not taken for structure;
+    a single element is never told from chance.
 
     Args:
       exact: torch's values, ``(seeds, *shape)``, in the leaf's dtype.
@@ -208,20 +211,28 @@ def fixed_slices(exact: np.ndarray, false_failure: float) -> list[tuple[int, int
       ``(axis, index)`` of each fixed slice.
     """
     seeds, shape = exact.shape[0], exact.shape[1:]
-    if not shape or exact[0].size == 0:
+    size = exact[0].size
+    if not shape or size == 0 or seeds < 2:
         return []
     same = _same_every_seed(exact)
+    varying = ~same
     repeats = exact[1:] == exact[:1]
-    q = float(np.mean(repeats)) if repeats.size else 1.0
+    q_var = float(np.mean(repeats[:, varying])) if varying.any() else 1.0
     tried = sum(shape)
     out = []
     for axis, n in enumerate(shape):
-        m = exact[0].size // n
-        chance = tried * q ** (m * (seeds - 1)) if q < 1.0 else math.inf
-        if chance > false_failure:
-            continue
+        m = size // n
         whole = np.all(np.moveaxis(same, axis, 0).reshape(n, -1), axis=1)
-        out += [(axis, int(i)) for i in np.flatnonzero(whole)]
+        if m < 2 or not whole.any() or whole.all():
+            continue
+        outside = np.broadcast_to(
+            np.expand_dims(~whole, tuple(i for i in range(len(shape)) if i != axis)), shape
+        )
+        r_out = float(np.mean(same[outside]))
+        floor = 1.0 / (int(outside.sum()) * (seeds - 1))
+        q = max(q_var, r_out, floor)
+        if q < 1.0 and tried * q**m <= false_failure:
+            out += [(axis, int(i)) for i in np.flatnonzero(whole)]
     return out
 
 
@@ -236,7 +247,7 @@ def _check_fixed(
         if all(np.array_equal(want, g, equal_nan=True) for g in got):
             continue
         diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0.0))
-        values = f"all {want.flat[0]!r}" if np.all(want == want.flat[0]) else "fixed values"
+        values = f"all {want.flat[0].item()!r}" if np.all(want == want.flat[0]) else "fixed values"
         failures.append(
             f"index {i} along axis {axis} is {values} in torch for every seed (e.g. an "
             f"Embedding's padding_idx row), but not in the JAX init (max |diff| {diff:.3g})"
