@@ -7,7 +7,10 @@ Conv1D's ``(in, out)`` weights, whose forward pass is the oracle.
 
 from __future__ import annotations
 
+import ast
 import math
+import re
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -99,9 +102,17 @@ class FlaxGPT2(nn.Module):
 
 APPLY = jax.jit(FlaxGPT2().apply)
 
+
+def _doc_torch_types() -> dict[str, str]:
+    """The ``torch_types`` of docs/porting.md's GPT-2 example, as the page shows it."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "porting.md").read_text()
+    section = page[page.index("### Bare state_dicts") :]
+    return ast.literal_eval(re.search(r"torch_types=(\{[^}]*\})", section).group(1))
+
+
 # what the docs recommend: globs that match both GPT2LMHeadModel's keys (transformer.h.0...)
 # and a bare GPT2Model checkpoint's (h.0...)
-DOC_TYPES = {"*.c_attn": "Conv1D", "*.c_fc": "Conv1D", "*.c_proj": "Conv1D"}
+DOC_TYPES = _doc_torch_types()
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +138,11 @@ def test_the_replica_has_gpt2_lm_head_model_key_names(gpt2):
 
 def test_the_docs_globs_port_gpt2_exactly(gpt2):
     tmod, state, variables, want = gpt2
+    assert DOC_TYPES == {"*.c_attn": "Conv1D", "*.c_fc": "Conv1D", "*.c_proj": "Conv1D"}
+    # ... and on a GPT2Model checkpoint's keys (no "transformer." prefix)
+    bare = {k.removeprefix("transformer."): v for k, v in state.items() if k != "lm_head.weight"}
+    assert "h.0.attn.c_attn.weight" in bare
+    port.from_torch(bare, variables, torch_types=DOC_TYPES, rename=[("*", "transformer_*")])
     new = port.from_torch(state, variables, torch_types=DOC_TYPES)
     close(APPLY(new, TOKENS), want)
     # the torch module itself needs no torch_types: Conv1D is recognized by its class
