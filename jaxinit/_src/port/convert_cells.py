@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,87 +30,92 @@ from jaxinit._src.port.groups import Group, PortError, Rel
 __all__ = ["cell", "mha"]
 
 
+Move = Callable[[np.ndarray], np.ndarray]
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+@dataclasses.dataclass
+class _AttentionLayout:
+    """Where an attention layer keeps its projections, and how torch's rows move there."""
+
+    kernels: list[Rel]  # query, key, value
+    biases: list[Rel]
+    out_kernel: Rel
+    out_bias: Rel
+    to_kernel: list[Move]  # per projection: torch (E, E_in) rows -> the kernel
+    from_kernel: list[Move]
+    to_bias: list[Move]
+    out_fwd: Move
+    out_bwd: Move
+
+
+def _attention_layout(fs: Mapping[Rel, tuple[int, ...]], eqx: bool) -> _AttentionLayout:
+    names = ("query_proj", "key_proj", "value_proj") if eqx else ("query", "key", "value")
+    kernels: list[Rel] = [(n, "weight" if eqx else "kernel") for n in names]
+    biases: list[Rel] = [(n, "bias") for n in names]
+    missing = [n for n, k in zip(names, kernels) if k not in fs]
+    if missing:
+        raise PortError(f"the attention layer has no {', '.join(missing)} kernel")
+    if eqx:  # Equinox keeps torch's (out, in) layout
+        same: list[Move] = [_identity] * 3
+        out = ("output_proj", "weight"), ("output_proj", "bias")
+        return _AttentionLayout(kernels, biases, *out, same, same, same, _identity, _identity)
+
+    def reshaped(shape: Any, transpose: bool) -> Move:
+        return (lambda w: w.T.reshape(shape)) if transpose else (lambda b: b.reshape(shape))
+
+    oshape = fs.get(("out", "kernel"))
+    return _AttentionLayout(
+        kernels,
+        biases,
+        ("out", "kernel"),
+        ("out", "bias"),
+        [reshaped(fs[k], True) for k in kernels],  # (E_in, heads, head_dim)
+        [lambda k: k.reshape(k.shape[0], -1).T] * 3,
+        [reshaped(fs.get(b), False) for b in biases],  # (heads, head_dim)
+        lambda w: w.T.reshape(oshape),  # (heads, head_dim, E)
+        lambda k: k.reshape(-1, k.shape[-1]).T,
+    )
+
+
 def mha(ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]], eqx: bool) -> list[Group]:
+    """torch ``MultiheadAttention`` (packed or separate in-projections) -> Flax or Equinox attention."""
     if "bias_k" in ts or "bias_v" in ts:
         raise PortError(
             "MultiheadAttention(add_bias_kv=True) has no Flax or Equinox counterpart "
             "(bias_k, bias_v)"
         )
-    names = ("query_proj", "key_proj", "value_proj") if eqx else ("query", "key", "value")
-    wname = "weight" if eqx else "kernel"
-    kernels = [(n, wname) for n in names]
-    biases = [(n, "bias") for n in names]
-    out_k = ("output_proj", "weight") if eqx else ("out", "kernel")
-    out_b = ("output_proj", "bias") if eqx else ("out", "bias")
-    if eqx:
-        shapes = [fs.get(k) for k in kernels]
-
-        def to_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda w: w
-
-        def from_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda k: k
-
-        def to_b(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda b: b
-
-        out_fwd = out_bwd = None
-    else:
-        shapes = [fs.get(k) for k in kernels]
-
-        def to_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            shape = shapes[i]
-            return lambda w: w.T.reshape(shape)
-
-        def from_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda k: k.reshape(k.shape[0], -1).T
-
-        def to_b(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            shape = fs.get(biases[i])
-            return lambda b: b.reshape(shape)
-
-        oshape = fs.get(out_k)
-
-        def out_fwd(w: np.ndarray) -> np.ndarray:
-            return w.T.reshape(oshape)
-
-        def out_bwd(k: np.ndarray) -> np.ndarray:
-            return k.reshape(-1, k.shape[-1]).T
-
-    if any(s is None for s in shapes):
-        missing = [n for n, s in zip(names, shapes) if s is None]
-        raise PortError(f"the attention layer has no {', '.join(missing)} kernel")
+    lay = _attention_layout(fs, eqx)
     groups = []
     if "in_proj_weight" in ts:
-        fwds = [to_k(i) for i in range(3)]
-        bwds = [from_k(i) for i in range(3)]
+        fwds, bwds = lay.to_kernel, lay.from_kernel
         groups.append(
             Group(
                 ("in_proj_weight",),
-                tuple(kernels),
+                tuple(lay.kernels),
                 lambda w: tuple(f(p) for f, p in zip(fwds, G.split(w, 3))),
                 lambda q, k, v: (np.concatenate([b(x) for b, x in zip(bwds, (q, k, v))]),),
             )
         )
     else:
         for i, src in enumerate(("q_proj_weight", "k_proj_weight", "v_proj_weight")):
-            groups.append(G.one(src, kernels[i], to_k(i), from_k(i)))
+            groups.append(G.one(src, lay.kernels[i], lay.to_kernel[i], lay.from_kernel[i]))
     if "in_proj_bias" in ts:
-        bf = [to_b(i) for i in range(3)]
+        bf = lay.to_bias
         groups.append(
             Group(
                 ("in_proj_bias",),
-                tuple(biases),
+                tuple(lay.biases),
                 lambda b: tuple(f(p) for f, p in zip(bf, G.split(b, 3))),
                 lambda q, k, v: (np.concatenate([x.reshape(-1) for x in (q, k, v)]),),
             )
         )
-    if out_fwd is None:
-        groups.append(G.same("out_proj.weight", out_k))
-    else:
-        groups.append(G.one("out_proj.weight", out_k, out_fwd, out_bwd))
+    groups.append(G.one("out_proj.weight", lay.out_kernel, lay.out_fwd, lay.out_bwd))
     if "out_proj.bias" in ts:
-        groups.append(G.same("out_proj.bias", out_b))
+        groups.append(G.same("out_proj.bias", lay.out_bias))
     return groups
 
 
