@@ -216,14 +216,20 @@ def main() -> None:
 
     # What was timed is right: every leaf equals numpy's move of its torch tensor.
     loaded = t_model()
-    flat = jax.tree_util.tree_leaves_with_path(loaded)
-    assert len(flat) == sum(not k.endswith("num_batches_tracked") for k in state)
+    p = loaded["params"]
     if args.model == "resnet":
-        p = loaded["params"]
+        flat = jax.tree_util.tree_leaves(loaded)
+        assert len(flat) == sum(not k.endswith("num_batches_tracked") for k in state)
         want = _torch_layout(state["layer3.0.conv1.weight"].numpy())
         assert np.array_equal(np.asarray(p["layer3_0"]["conv1"]["kernel"]), want)
         want = state["layer4.1.bn2.running_var"].numpy()
         assert np.array_equal(np.asarray(loaded["batch_stats"]["layer4_1"]["bn2"]["var"]), want)
+    else:  # the first block's fc1, and the packed query projection split per head
+        want = state["blocks.0.fc1.weight"].numpy().T
+        assert np.array_equal(np.asarray(p["Block_0"]["Dense_1"]["kernel"]), want)
+        q = state["blocks.0.attn.in_proj_weight"].numpy()[: want.shape[0]]
+        query = np.asarray(p["Block_0"]["MultiHeadDotProductAttention_0"]["query"]["kernel"])
+        assert np.array_equal(query.reshape(q.shape[1], -1), q.T)
 
     print(
         f"{args.model}: {len(state)} tensors, {n_values / 1e6:.1f}M values; "
