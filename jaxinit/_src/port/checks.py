@@ -142,7 +142,7 @@ def tie_conflicts(
 
 @dataclasses.dataclass
 class Assumed:
-    """A 2-D weight of a bare state_dict read as a Linear's ``(out, in)``, only by assumption.
+    """A 2-D weight of a layer of unknown kind read as a Linear's ``(out, in)``, by assumption.
 
     Attributes:
       key: its state_dict key.
@@ -181,7 +181,7 @@ def conv1d_issues(assumed: Sequence[Assumed], declared: bool) -> list[Issue]:
 
     Args:
       assumed: the 2-D weights read as Linear by assumption.
-      declared: ``torch_types`` declared some layer a Conv1D.
+      declared: some layer is a Conv1D (by its class, or declared in ``torch_types``).
 
     Returns:
       An error (whatever ``strict`` says) listing the weights that fit only as
@@ -213,7 +213,7 @@ def conv1d_issues(assumed: Sequence[Assumed], declared: bool) -> list[Issue]:
             "error",
         ),
         Issue(
-            "square weights read as Linear (out, in) by assumption, in a state_dict that holds "
+            "square weights read as Linear (out, in) by assumption, next to transformers "
             "Conv1D weights",
             [f"{a.key} {a.shape} -> {a.leaf} (transposed as a Linear weight)" for a in square],
             fix,

@@ -28,7 +28,7 @@ class Review:
     Attributes:
       settings: one line per hyperparameter that differs (with the fix).
       assumed: the weights read as Linear by assumption.
-      declared_conv1d: ``torch_types`` named a ``Conv1D`` in a bare state_dict.
+      declared_conv1d: a layer is a transformers ``Conv1D`` (by its class or ``torch_types``).
     """
 
     settings: list[str] = dataclasses.field(default_factory=list)
@@ -55,12 +55,13 @@ def review(
                 f"torch {tl.describe()} -> {fl.describe()}: {s.what} {s.torch!r} in torch, "
                 f"{s.jax!r} in JAX; {fix}"
             )
-    if tl.module is not None or "weight" not in ts or len(ts["weight"]) != 2:
-        return
-    if tl.kind == P.HF_CONV1D:
+    if tl.kind == P.HF_CONV1D:  # by its class, or declared in torch_types
         into.declared_conv1d = True
         return
+    # a layer of unknown kind (a bare state_dict, an unknown module class) read as a Linear
     if tl.kind is not None or tk not in (None, P.LINEAR):
+        return
+    if "weight" not in ts or len(ts["weight"]) != 2:
         return
     group = next((g for g in groups if g.src == ("weight",) and len(g.dst) == 1), None)
     if group is None or group.dst[0][-1] not in ("kernel", "weight") or group.dst[0] not in fs:
