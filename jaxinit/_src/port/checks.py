@@ -201,8 +201,8 @@ def conv1d_issues(assumed: Sequence[Assumed], declared: bool) -> list[Issue]:
         + "}"
     )
     fix = (
-        "transformers' Conv1D (GPT-2) stores its weight (in, out), a Linear (out, in); a bare "
-        f"state_dict cannot tell which: declare them, e.g. torch_types={example} "
+        "transformers' Conv1D (GPT-2) stores its weight (in, out), a Linear (out, in); shapes "
+        f"cannot tell a square one's layout: declare them, e.g. torch_types={example} "
         "(or 'Linear' for those that are)."
     )
     return [
