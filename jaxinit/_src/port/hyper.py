@@ -81,7 +81,10 @@ def _ints(x: Any, n: int, default: int = 1) -> Any:
         return (default,) * n
     if isinstance(x, int | np.integer):
         return (int(x),) * n
-    t = tuple(int(v) for v in x)
+    try:
+        t = tuple(int(v) for v in x)
+    except TypeError:
+        return UNKNOWN
     return t if len(t) == n else UNKNOWN
 
 
@@ -194,7 +197,12 @@ def _conv(tm: Any, fm: Any, k: Sequence[int], eqx: bool) -> list[Setting]:
     return [
         Setting("stride", stride, j_stride, f"strides={stride}"),
         Setting("dilation", dil, j_dil, f"kernel_dilation={dil}"),
-        Setting("input dilation", (1,) * n, _ints(_get(fm, "input_dilation"), n), "none"),
+        Setting(
+            "input dilation",
+            (1,) * n,
+            _ints(_get(fm, "input_dilation"), n),
+            "none: a torch Conv has no input dilation (set input_dilation=1)",
+        ),
         Setting(
             "groups", tm.groups, _get(fm, "feature_group_count"), f"feature_group_count={tm.groups}"
         ),
@@ -253,10 +261,12 @@ def _conv_transpose(tm: Any, fm: Any, k: Sequence[int], eqx: bool) -> list[Setti
         (d * (kk - 1) - p, d * (kk - 1) - p + op)
         for kk, d, p, op in zip(k, dil, tm.padding, tm.output_padding)
     )
-    mode = Setting("padding_mode", str(tm.padding_mode).lower(), "zeros", "none")
+    t_mode = str(tm.padding_mode).lower()  # torch's ConvTranspose only pads with zeros
     if eqx:
         eqx_pad = tuple((int(p), int(p)) for p in tm.padding)
+        j_mode = str(_get(fm, "padding_mode", default="ZEROS")).lower()
         return [
+            Setting("padding_mode", t_mode, j_mode, f"padding_mode={t_mode.upper()!r}"),
             Setting("stride", stride, _ints(_get(fm, "stride"), n), f"stride={stride}"),
             Setting("dilation", dil, _ints(_get(fm, "dilation"), n), f"dilation={dil}"),
             Setting("groups", tm.groups, _get(fm, "groups"), f"groups={tm.groups}"),
@@ -270,6 +280,7 @@ def _conv_transpose(tm: Any, fm: Any, k: Sequence[int], eqx: bool) -> list[Setti
     j_stride = _ints(_get(fm, "strides"), n)
     j_dil = _ints(_get(fm, "kernel_dilation"), n)
     pad = _pairs(_get(fm, "padding"), n)
+    j_mode = "circular" if pad == "CIRCULAR" else "zeros"
     if isinstance(pad, str):
         k_eff = [d * (kk - 1) + 1 for kk, d in zip(k, j_dil if j_dil is not UNKNOWN else dil)]
         pad = UNKNOWN if j_stride is UNKNOWN else _lax_transpose_pads(pad, k_eff, j_stride)
@@ -277,7 +288,7 @@ def _conv_transpose(tm: Any, fm: Any, k: Sequence[int], eqx: bool) -> list[Setti
         Setting("stride", stride, j_stride, f"strides={stride}"),
         Setting("dilation", dil, j_dil, f"kernel_dilation={dil}"),
         Setting("padding", t_pads, pad, f"padding={t_pads}"),
-        mode,
+        Setting("padding_mode", t_mode, j_mode, f"padding={t_pads}"),
     ]
 
 
