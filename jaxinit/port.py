@@ -7,9 +7,9 @@ torch is imported only when needed (``pip install 'jaxinit[torch]'``).
 ['InitReport', 'LeafReport']
 """
 
-from jaxinit._src.port.compare import InitReport as InitReport
-from jaxinit._src.port.compare import LeafReport as LeafReport
 from jaxinit._src.port.compare import compare_init as compare_init
+from jaxinit._src.port.init_report import InitReport as InitReport
+from jaxinit._src.port.init_report import LeafReport as LeafReport
 from jaxinit._src.port.transfer import from_torch as from_torch
 from jaxinit._src.port.transfer import to_torch as to_torch
 

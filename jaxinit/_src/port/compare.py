@@ -33,7 +33,6 @@ probability at most ``3 R · false_failure``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -42,9 +41,11 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit._src.port import names as N
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
 from jaxinit._src.port import transfer as X
+from jaxinit._src.port.init_report import InitReport, LeafReport
 
 __all__ = ["InitReport", "LeafReport", "compare_init"]
 
@@ -91,63 +92,6 @@ def _thin(x: np.ndarray) -> np.ndarray:
     if x.size <= _KS_MAX:
         return x
     return x[:: math.ceil(x.size / _KS_MAX)]
-
-
-@dataclasses.dataclass
-class LeafReport:
-    """One leaf's comparison (values pooled over the seeds).
-
-    Attributes:
-      path: the JAX leaf's path.
-      torch_name: the torch tensor(s) it comes from.
-      shape: the leaf's shape.
-      deterministic: torch draws it identically for every seed.
-      torch_std, jax_std, torch_max, jax_max: pooled std and max|w|.
-      std_tol: the half-width ``z·SE`` for ``jax_std/torch_std - 1`` (0: exact).
-      detectable: the smallest relative std error caught with probability
-        ``>= 1 - false_failure/2`` (``2 z SE``).
-      max_range: the interval ``jax_max/torch_max`` must lie in, or ``None``
-        (not checked).
-      family: ``"uniform"``, ``"normal"`` (from the kurtosis) or ``None``.
-      kurtosis: the pooled torch values' kurtosis.
-      ks_pvalue: the two-sample KS p-value (``None`` for deterministic leaves).
-      failures: what failed; empty if the leaf passed.
-      torch_values, jax_values: the pooled values, float64, ``(seeds, *shape)``.
-    """
-
-    path: str
-    torch_name: str
-    shape: tuple[int, ...]
-    deterministic: bool
-    torch_std: float
-    jax_std: float
-    torch_max: float
-    jax_max: float
-    std_tol: float
-    detectable: float
-    max_range: tuple[float, float] | None
-    family: str | None
-    kurtosis: float
-    ks_pvalue: float | None
-    failures: list[str]
-    torch_values: np.ndarray = dataclasses.field(repr=False)
-    jax_values: np.ndarray = dataclasses.field(repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    @property
-    def std_ratio(self) -> float:
-        if self.torch_std == 0:
-            return 1.0 if self.jax_std == 0 else math.inf
-        return self.jax_std / self.torch_std
-
-    @property
-    def max_ratio(self) -> float:
-        if self.torch_max == 0:
-            return 1.0 if self.jax_max == 0 else math.inf
-        return self.jax_max / self.torch_max
 
 
 def _row(
@@ -219,6 +163,8 @@ def _row(
     pvalue = _ks_pvalue(_thin(t.ravel()), _thin(j.ravel()))
     if pvalue < false_failure:
         failures.append(f"KS test rejects (p = {pvalue:.2g} < {false_failure:g})")
+    fixed = fixed_slices(exact, false_failure)
+    failures += _check_fixed(fixed, exact, exact_jax)
     return LeafReport(
         **common,
         deterministic=False,
@@ -229,145 +175,107 @@ def _row(
         kurtosis=kurt,
         ks_pvalue=pvalue,
         failures=failures,
+        fixed=fixed,
     )
 
 
-class InitReport:
-    """The per-leaf comparison of :func:`compare_init`.
+def _same_every_seed(exact: np.ndarray) -> np.ndarray:
+    """Per element: torch drew it identically for every seed (NaN equal to NaN)."""
+    same = exact == exact[:1]
+    if np.issubdtype(exact.dtype, np.inexact):
+        same |= np.isnan(exact) & np.isnan(exact[:1])
+    return np.all(same, axis=0)
 
-    Attributes:
-      rows: one :class:`LeafReport` per leaf, in torch's ``state_dict`` order.
-      seeds: how many seeds were pooled.
-      false_failure: the chance that one check fails a correct port.
+
+def fixed_slices(exact: np.ndarray, false_failure: float) -> list[tuple[int, int]]:
+    """Rows, columns (any axis) of a random leaf that torch draws identically every seed.
+
+    An Embedding's ``padding_idx`` row is zero for every seed: structure a
+    port must reproduce. A slice of ``m >= 2`` elements counts when chance
+    cannot explain it. An element repeats its seed-0 value in all other seeds
+    with probability at most that of repeating it in one, ``q``; so ``m``
+    independent elements do so by chance with probability at most ``q^m``,
+    and over the ``sum(shape)`` slices tried a slice is kept when
+    ``sum(shape) * q^m <= false_failure``. ``q`` is estimated from the rest of
+    the leaf: the largest of the rate at which the varying elements repeat a
+    seed-0 value, the fraction of fixed elements outside the fixed slices, and
+    one over the number of (element, seed) pairs looked at. Sparse inits, whose
+    zeros move from seed to seed, repeat often and are not taken for structure;
+    a single element is never told from chance.
+
+    Args:
+      exact: torch's values, ``(seeds, *shape)``, in the leaf's dtype.
+      false_failure: the chance allowed of keeping a slice by coincidence.
+
+    Returns:
+      ``(axis, index)`` of each fixed slice.
     """
-
-    def __init__(self, rows: list[LeafReport], seeds: int, false_failure: float):
-        self.rows = rows
-        self.seeds = seeds
-        self.false_failure = false_failure
-
-    @property
-    def ok(self) -> bool:
-        """Every leaf passed."""
-        return all(r.ok for r in self.rows)
-
-    @property
-    def failures(self) -> list[str]:
-        """``"path: what failed"`` for every failed check."""
-        return [f"{r.path}: {f}" for r in self.rows for f in r.failures]
-
-    def table(self, all_rows: bool = False) -> str:
-        """The table; deterministic leaves that match torch get one summary line unless ``all_rows``."""
-        header = [
-            "leaf",
-            "shape",
-            "torch std",
-            "jax std",
-            "ratio",
-            "tol",
-            "torch max|w|",
-            "jax max|w|",
-            "ratio",
-            "range",
-            "KS p",
-            "check",
-        ]
-        cells = []
-        exact_ok = [r for r in self.rows if r.deterministic and r.ok]
-        for r in self.rows:
-            if r in exact_ok and not all_rows:
-                continue
-            if r.deterministic:
-                tol = span = "exact"
-                ks = "-"
-            else:
-                tol = f"±{r.std_tol:.3f}"
-                span = f"{r.max_range[0]:.3f}-{r.max_range[1]:.3f}" if r.max_range else "-"
-                ks = f"{r.ks_pvalue:.2g}"
-            check = "FAIL" if r.failures else ("exact" if r.deterministic else "ok")
-            cells.append(
-                [
-                    r.path,
-                    "x".join(map(str, r.shape)) or "()",
-                    f"{r.torch_std:.5f}",
-                    f"{r.jax_std:.5f}",
-                    f"{r.std_ratio:.4f}",
-                    tol,
-                    f"{r.torch_max:.5f}",
-                    f"{r.jax_max:.5f}",
-                    f"{r.max_ratio:.4f}",
-                    span,
-                    ks,
-                    check,
-                ]
-            )
-        widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-        left = {0, 1, len(header) - 1}
-
-        def fmt(c: Sequence[str]) -> str:
-            return "  ".join(
-                x.ljust(w) if i in left else x.rjust(w) for i, (x, w) in enumerate(zip(c, widths))
-            ).rstrip()
-
-        lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, cells)]
-        if exact_ok and not all_rows:
-            lines.append(
-                f"{len(exact_ok)} deterministic leaves (torch draws them identically every seed): "
-                "all bit-exact with torch"
-            )
-        n_random = sum(not r.deterministic for r in self.rows)
-        lines.append(
-            f"{len(self.rows)} leaves ({n_random} random), {self.seeds} seeds pooled; each check "
-            f"fails a correct port with probability {self.false_failure:g}; "
-            + ("all passed" if self.ok else f"{len(self.failures)} FAILED")
+    seeds, shape = exact.shape[0], exact.shape[1:]
+    size = exact[0].size
+    if not shape or size == 0 or seeds < 2:
+        return []
+    same = _same_every_seed(exact)
+    varying = ~same
+    repeats = exact[1:] == exact[:1]
+    q_var = float(np.mean(repeats[:, varying])) if varying.any() else 1.0
+    tried = sum(shape)
+    out = []
+    for axis, n in enumerate(shape):
+        m = size // n
+        whole = np.all(np.moveaxis(same, axis, 0).reshape(n, -1), axis=1)
+        if m < 2 or not whole.any() or whole.all():
+            continue
+        outside = np.broadcast_to(
+            np.expand_dims(~whole, tuple(i for i in range(len(shape)) if i != axis)), shape
         )
-        return "\n".join(lines)
+        r_out = float(np.mean(same[outside]))
+        floor = 1.0 / (int(outside.sum()) * (seeds - 1))
+        q = max(q_var, r_out, floor)
+        if q < 1.0 and tried * q**m <= false_failure:
+            out += [(axis, int(i)) for i in np.flatnonzero(whole)]
+    return out
 
-    def __str__(self) -> str:
-        return self.table()
 
-    def __repr__(self) -> str:
-        return f"InitReport({len(self.rows)} leaves, ok={self.ok})"
+def _check_fixed(
+    fixed: Sequence[tuple[int, int]], exact: np.ndarray, exact_jax: np.ndarray
+) -> list[str]:
+    """Each fixed slice must hold torch's values in every JAX draw."""
+    failures = []
+    for axis, i in fixed:
+        want = np.take(exact[0], i, axis=axis)
+        got = np.take(exact_jax, i, axis=axis + 1)
+        if all(np.array_equal(want, g, equal_nan=True) for g in got):
+            continue
+        diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0.0))
+        values = f"all {want.flat[0].item()!r}" if np.all(want == want.flat[0]) else "fixed values"
+        failures.append(
+            f"index {i} along axis {axis} is {values} in torch for every seed (e.g. an "
+            f"Embedding's padding_idx row), but not in the JAX init (max |diff| {diff:.3g})"
+        )
+    return failures
 
-    def plot(self, path: str, *, max_panels: int = 48) -> None:
-        """Overlaid torch/JAX histograms of the random leaves, saved to ``path``.
 
-        Raises:
-          ImportError: if matplotlib is not installed.
-        """
-        try:
-            import matplotlib
-        except ImportError:
-            raise ImportError("InitReport.plot needs matplotlib: pip install matplotlib") from None
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        panels = [r for r in self.rows if not r.deterministic][:max_panels]
-        cols = 4
-        nrows = max(1, math.ceil(len(panels) / cols))
-        fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.6 * nrows), squeeze=False)
-        for ax, r in zip(axes.flat, panels):
-            lo = min(r.torch_values.min(), r.jax_values.min())
-            hi = max(r.torch_values.max(), r.jax_values.max())
-            bins = np.linspace(lo, hi, int(np.clip(np.sqrt(r.torch_values.size), 10, 60)))
-            ax.hist(r.torch_values.ravel(), bins=bins, density=True, alpha=0.5, label="torch")
-            ax.hist(
-                r.jax_values.ravel(),
-                bins=bins,
-                density=True,
-                histtype="step",
-                linewidth=1.5,
-                label="jax",
-            )
-            ax.set_title(("FAIL " if r.failures else "") + r.path, fontsize=7)
-            ax.tick_params(labelsize=6)
-        for ax in list(axes.flat)[len(panels) :]:
-            ax.axis("off")
-        if panels:
-            axes.flat[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+def _check_arguments(torch_factory: Any, jax_init: Any) -> None:
+    """Says what was passed and what is expected (an instance is not a factory)."""
+    if P.is_torch_module(torch_factory):
+        cls = type(torch_factory).__name__
+        raise TypeError(
+            f"compare_init: torch_factory must build a new torch model each time it is called "
+            f"(after torch.manual_seed(s)), got an instance of {cls}; pass the class "
+            f"({cls}, or type(model)) or a function (lambda: {cls}(...))"
+        )
+    if not callable(torch_factory):
+        raise TypeError(
+            "compare_init: torch_factory must be a class or function returning a torch "
+            f"nn.Module, got {type(torch_factory).__name__}"
+        )
+    linen = hasattr(jax_init, "init") and hasattr(jax_init, "apply")
+    if T.is_target(jax_init) or linen or not callable(jax_init):
+        raise TypeError(
+            "compare_init: jax_init must be a function key -> the initialized JAX model (e.g. "
+            "lambda key: jaxinit.flax.init(model, key, x, rules=jaxinit.flax.TORCH_DEFAULTS)), "
+            f"got {'a Linen module' if linen else 'an instance of ' + type(jax_init).__name__}"
+        )
 
 
 def compare_init(
@@ -419,16 +327,20 @@ def compare_init(
         )
     if not 0.0 < false_failure < 1.0:
         raise ValueError(f"compare_init: false_failure must be in (0, 1), got {false_failure}")
+    _check_arguments(torch_factory, jax_init)
     torch = P.import_torch()
     torch_draws = []
     jax_draws = []
     for s in range(seeds):
         torch.manual_seed(s)
         torch_draws.append(torch_factory())
+        if not P.is_torch_module(torch_draws[-1]):
+            raise TypeError(
+                f"compare_init: torch_factory() returned {type(torch_draws[-1]).__name__}, "
+                "expected a torch nn.Module"
+            )
         jax_draws.append(jax_init(jax.random.key(s)))
     layers, aliases = P.torch_layers(torch_draws[0])
-    from jaxinit._src.port import names as N
-
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(jax_draws[0], model, args, kwargs)
     plan = X.make_plan(layers, aliases, tgt, rename)
@@ -440,7 +352,9 @@ def compare_init(
         out, mismatches = X.forward(plan, tgt, values)
         if s == 0:
             shapes = {k: tuple(v.shape) for k, v in values.items()}
-            X._report("compare_init", plan, True, tgt, shapes, mismatches)
+            X._report(
+                "compare_init", plan, True, tgt, shapes, mismatches, check_hyperparameters=False
+            )
         per_seed_torch.append(out)
     per_seed_jax = [tgt] + [T.collect(d) for d in jax_draws[1:]]
     names = {i: ", ".join(st.keys) for st in plan.steps for i in st.leaves}
@@ -464,4 +378,4 @@ def compare_init(
                 false_failure,
             )
         )
-    return InitReport(rows, seeds, false_failure)
+    return InitReport(rows, seeds, false_failure, notes=plan.review.settings)

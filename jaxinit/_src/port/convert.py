@@ -24,24 +24,14 @@ Layouts (torch -> Flax; Equinox keeps torch's layout except where noted):
   block-diagonal full kernel (and back, which requires the off-diagonal
   blocks to be zero). Equinox's ``ConvTranspose`` weight ``(out, in/g, *k)``
   is applied as a correlation too: per group, in/out swapped and flipped.
-- ``MultiheadAttention``: ``in_proj_weight`` ``(3E, E)`` (or
-  ``q/k/v_proj_weight``) -> ``query``/``key``/``value`` kernels
-  ``(E_in, heads, head_dim)`` (rows ``h*head_dim + d`` are head ``h``, as in
-  torch's reshape), ``in_proj_bias`` -> biases ``(heads, head_dim)``,
-  ``out_proj.weight`` ``(E, E)`` -> ``out`` kernel ``(heads, head_dim, E)``.
-- Recurrent cells, torch's gate order (LSTM ``i, f, g, o``; GRU ``r, z, n``).
-  Where Flax has one bias for torch's ``b_ih + b_hh`` it gets the sum; the
-  GRU's ``n`` gate keeps ``b_in`` (input side) and ``b_hn`` (inside
-  ``r * (W_hn h + b_hn)``) apart, as Linen's ``GRUCell`` (``in``/``hn``
-  biases) and Equinox's (``bias_n``) do. Back to torch, a summed bias goes
-  into ``b_ih`` and ``b_hh`` is zero: the same function.
 - Norms: ``weight`` -> ``scale``, ``running_mean``/``running_var`` ->
   ``batch_stats`` ``mean``/``var``; ``num_batches_tracked`` is dropped.
+
+Attention and recurrent cells are in :mod:`jaxinit._src.port.convert_cells`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -49,69 +39,13 @@ from typing import Any
 import numpy as np
 
 from jaxinit._src.layers.registry import KINDS
+from jaxinit._src.port import convert_cells as cells
+from jaxinit._src.port import groups as G
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
+from jaxinit._src.port.groups import Group, PortError, Rel
 
-__all__ = ["Group", "PortError", "plan"]
-
-Rel = tuple[str, ...]
-
-
-class PortError(ValueError):
-    """A layer that cannot be converted (the message names the layer)."""
-
-
-@dataclasses.dataclass
-class Group:
-    """torch tensors ``src`` <-> target leaves ``dst``; ``fwd``: torch -> target, ``bwd``: back."""
-
-    src: tuple[str, ...]
-    dst: tuple[Rel, ...]
-    fwd: Callable[..., tuple[np.ndarray, ...]]
-    bwd: Callable[..., tuple[np.ndarray, ...]]
-
-
-# ----------------------------------------------------------------------------
-# Array moves
-
-
-def _t(w: np.ndarray) -> np.ndarray:
-    return w.T
-
-
-def _conv_perm(n: int) -> tuple[int, ...]:
-    """``(out, in, *k)`` -> ``(*k, in, out)``."""
-    return (*range(2, n), 1, 0)
-
-
-def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.argsort(perm))
-
-
-def _sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a + b``, exactly ``a`` where ``b`` is zero (so a ``-0.0`` survives a round trip)."""
-    return np.where(b == 0, a, a + b)
-
-
-def _one(src: str, dst: Rel, fwd: Callable[[np.ndarray], np.ndarray], bwd: Any = None) -> Group:
-    back = bwd or fwd
-    return Group((src,), (dst,), lambda a: (fwd(a),), lambda a: (back(a),))
-
-
-def _same(src: str, dst: Rel) -> Group:
-    return _one(src, dst, lambda a: a)
-
-
-def _dropped(src: str, template: Mapping[str, Any]) -> Group:
-    """A torch tensor with no Flax counterpart (``num_batches_tracked``): kept as it is."""
-    return Group((src,), (), lambda a: (), lambda: (template[src],))
-
-
-def _split(w: np.ndarray, n: int) -> list[np.ndarray]:
-    if w.shape[0] % n:
-        raise PortError(f"cannot split {w.shape} into {n} gates along axis 0")
-    size = w.shape[0] // n
-    return [w[i * size : (i + 1) * size] for i in range(n)]
+__all__ = ["Group", "PortError", "plan", "single"]
 
 
 # ----------------------------------------------------------------------------
@@ -132,17 +66,6 @@ _DEFAULT_TARGET = {
 }
 # A target layer's torch counterpart, from the registry of layer kinds.
 _DEFAULT_TORCH = {row.kind: row.torch for row in KINDS if row.torch is not None}
-
-
-def infer_torch_kind(names: Mapping[str, Any]) -> str | None:
-    """A torch layer's kind from its tensor names and shapes (for a bare state_dict)."""
-    if "in_proj_weight" in names or "q_proj_weight" in names:
-        return P.MHA
-    if "weight_ih" in names and "weight_hh" in names:
-        hh = tuple(names["weight_hh"])
-        gates = hh[0] // hh[1] if len(hh) == 2 and hh[1] else 0
-        return {4: P.LSTM, 3: P.GRU, 1: P.RNN}.get(gates)
-    return None
 
 
 def infer_target_kind(rels: Mapping[Rel, Any]) -> str | None:
@@ -167,9 +90,9 @@ def _dense(tk: str, fs: Mapping[Rel, tuple[int, ...]]) -> list[Group]:
     groups = []
     if ("kernel",) in fs:
         if tk == P.HF_CONV1D:
-            groups.append(_same("weight", ("kernel",)))
+            groups.append(G.same("weight", ("kernel",)))
         else:
-            groups.append(_one("weight", ("kernel",), _t))
+            groups.append(G.one("weight", ("kernel",), G.transpose2))
     return groups
 
 
@@ -193,7 +116,7 @@ def _dense_general(ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]]) -> 
             f"expected in = {n_in} and out = {n_out} elements"
         )
     groups = [
-        _one(
+        G.one(
             "weight",
             ("kernel",),
             lambda w: w.T.reshape(kshape),
@@ -202,14 +125,16 @@ def _dense_general(ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]]) -> 
     ]
     bshape = fs.get(("bias",))
     if bshape is not None:
-        groups.append(_one("bias", ("bias",), lambda b: b.reshape(bshape), lambda b: b.reshape(-1)))
+        groups.append(
+            G.one("bias", ("bias",), lambda b: b.reshape(bshape), lambda b: b.reshape(-1))
+        )
     return groups
 
 
 def _conv(n: int) -> Group:
-    perm = _conv_perm(n)
-    inv = _inverse(perm)
-    return _one("weight", ("kernel",), lambda w: w.transpose(perm), lambda k: k.transpose(inv))
+    perm = G.conv_perm(n)
+    inv = G.inverse(perm)
+    return G.one("weight", ("kernel",), lambda w: w.transpose(perm), lambda k: k.transpose(inv))
 
 
 def _expand_groups(w: np.ndarray, g: int) -> np.ndarray:
@@ -260,10 +185,10 @@ def _conv_transpose(
         )
     g = n_out // wshape[1]
     if swapped:  # (*k, out, in): the forward conv's HWIO kernel
-        perm = _conv_perm(n)
+        perm = G.conv_perm(n)
     else:  # (*k, in, out), spatially flipped
         perm = (*range(2, n), 0, 1)
-    inv = _inverse(perm)
+    inv = G.inverse(perm)
 
     def fwd(w: np.ndarray) -> np.ndarray:
         k = _expand_groups(w, g).transpose(perm)
@@ -274,7 +199,7 @@ def _conv_transpose(
             k = np.flip(k, spatial)
         return _collapse_groups(k.transpose(inv), g)
 
-    return [_one("weight", ("kernel",), fwd, bwd)]
+    return [G.one("weight", ("kernel",), fwd, bwd)]
 
 
 def _eqx_conv_transpose(ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]]) -> list[Group]:
@@ -297,7 +222,7 @@ def _eqx_conv_transpose(ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]]
         v = np.flip(e, spatial).reshape(g, out_g, in_g, *e.shape[2:]).swapaxes(1, 2)
         return v.reshape(g * in_g, out_g, *e.shape[2:])
 
-    return [_one("weight", ("weight",), fwd, bwd)]
+    return [G.one("weight", ("weight",), fwd, bwd)]
 
 
 def _bias(fs: Mapping[Rel, tuple[int, ...]], dst: Rel = ("bias",)) -> list[Group]:
@@ -305,255 +230,17 @@ def _bias(fs: Mapping[Rel, tuple[int, ...]], dst: Rel = ("bias",)) -> list[Group
     if shape is None:
         return []
     if len(shape) > 1:  # Equinox conv bias (out, 1, ..., 1)
-        return [_one("bias", dst, lambda b: b.reshape(shape), lambda b: b.reshape(-1))]
-    return [_same("bias", dst)]
+        return [G.one("bias", dst, lambda b: b.reshape(shape), lambda b: b.reshape(-1))]
+    return [G.same("bias", dst)]
 
 
 def _norm(ts: Mapping[str, Any], fs: Mapping[Rel, Any], eqx: bool) -> list[Group]:
     groups = []
     scale = ("weight",) if eqx else ("scale",)
     if "weight" in ts:
-        groups.append(_same("weight", scale))
-    groups += [_same(s, d) for s, d in (("running_mean", ("mean",)), ("running_var", ("var",)))]
+        groups.append(G.same("weight", scale))
+    groups += [G.same(s, d) for s, d in (("running_mean", ("mean",)), ("running_var", ("var",)))]
     return groups
-
-
-# ----------------------------------------------------------------------------
-# Attention
-
-
-def _mha(ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]], eqx: bool) -> list[Group]:
-    if "bias_k" in ts or "bias_v" in ts:
-        raise PortError(
-            "MultiheadAttention(add_bias_kv=True) has no Flax or Equinox counterpart "
-            "(bias_k, bias_v)"
-        )
-    names = ("query_proj", "key_proj", "value_proj") if eqx else ("query", "key", "value")
-    wname = "weight" if eqx else "kernel"
-    kernels = [(n, wname) for n in names]
-    biases = [(n, "bias") for n in names]
-    out_k = ("output_proj", "weight") if eqx else ("out", "kernel")
-    out_b = ("output_proj", "bias") if eqx else ("out", "bias")
-    if eqx:
-        shapes = [fs.get(k) for k in kernels]
-
-        def to_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda w: w
-
-        def from_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda k: k
-
-        def to_b(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda b: b
-
-        out_fwd = out_bwd = None
-    else:
-        shapes = [fs.get(k) for k in kernels]
-
-        def to_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            shape = shapes[i]
-            return lambda w: w.T.reshape(shape)
-
-        def from_k(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda k: k.reshape(k.shape[0], -1).T
-
-        def to_b(i: int) -> Callable[[np.ndarray], np.ndarray]:
-            shape = fs.get(biases[i])
-            return lambda b: b.reshape(shape)
-
-        oshape = fs.get(out_k)
-
-        def out_fwd(w: np.ndarray) -> np.ndarray:
-            return w.T.reshape(oshape)
-
-        def out_bwd(k: np.ndarray) -> np.ndarray:
-            return k.reshape(-1, k.shape[-1]).T
-
-    if any(s is None for s in shapes):
-        missing = [n for n, s in zip(names, shapes) if s is None]
-        raise PortError(f"the attention layer has no {', '.join(missing)} kernel")
-    groups = []
-    if "in_proj_weight" in ts:
-        fwds = [to_k(i) for i in range(3)]
-        bwds = [from_k(i) for i in range(3)]
-        groups.append(
-            Group(
-                ("in_proj_weight",),
-                tuple(kernels),
-                lambda w: tuple(f(p) for f, p in zip(fwds, _split(w, 3))),
-                lambda q, k, v: (np.concatenate([b(x) for b, x in zip(bwds, (q, k, v))]),),
-            )
-        )
-    else:
-        for i, src in enumerate(("q_proj_weight", "k_proj_weight", "v_proj_weight")):
-            groups.append(_one(src, kernels[i], to_k(i), from_k(i)))
-    if "in_proj_bias" in ts:
-        bf = [to_b(i) for i in range(3)]
-        groups.append(
-            Group(
-                ("in_proj_bias",),
-                tuple(biases),
-                lambda b: tuple(f(p) for f, p in zip(bf, _split(b, 3))),
-                lambda q, k, v: (np.concatenate([x.reshape(-1) for x in (q, k, v)]),),
-            )
-        )
-    if out_fwd is None:
-        groups.append(_same("out_proj.weight", out_k))
-    else:
-        groups.append(_one("out_proj.weight", out_k, out_fwd, out_bwd))
-    if "out_proj.bias" in ts:
-        groups.append(_same("out_proj.bias", out_b))
-    return groups
-
-
-# ----------------------------------------------------------------------------
-# Recurrent cells
-
-
-def _gates(kind: str) -> int:
-    return {P.LSTM: 4, P.GRU: 3, P.RNN: 1}[kind]
-
-
-def _bias_pair(
-    ts: Mapping[str, Any],
-    dst: tuple[Rel, ...],
-    fwd: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
-    bwd: Callable[..., tuple[np.ndarray, np.ndarray]],
-    shapes: tuple[tuple[int, ...], ...],
-) -> Group:
-    """``(bias_ih, bias_hh)`` -> ``dst``; a torch cell with ``bias=False`` gives zero biases."""
-    if "bias_ih" in ts and "bias_hh" in ts:
-        return Group(("bias_ih", "bias_hh"), dst, fwd, bwd)
-
-    def zeros() -> tuple[np.ndarray, ...]:
-        return tuple(np.zeros(s, np.float32) for s in shapes)
-
-    def check(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
-        if any(np.any(x) for x in xs):
-            raise PortError("the torch cell has bias=False, but the JAX cell's biases are not 0")
-        return ()
-
-    return Group((), dst, zeros, check)
-
-
-def _cell(
-    tk: str, fk: str, ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]]
-) -> list[Group]:
-    if "weight_hr" in ts:
-        raise PortError("LSTM(proj_size > 0) has no Flax or Equinox counterpart")
-    n = _gates(tk)
-    if fk in (T.LSTM_FUSED, T.GRU_FUSED, T.EQX_LSTM, T.EQX_GRU) or (
-        fk == T.SIMPLE_CELL and ("dense_i", "kernel") in fs
-    ):
-        return _fused_cell(tk, fk, ts, fs)
-    if fk == T.LSTM_CELL and tk == P.LSTM:
-        f_name = "if_" if ("if_", "kernel") in fs else "if"
-        i_names = ["ii", f_name, "ig", "io"]
-        h_names = ["hi", "hf", "hg", "ho"]
-        h_bias = [(h, "bias") for h in h_names]
-        bias_shapes = tuple(fs.get(b, (0,)) for b in h_bias)
-        bias = _bias_pair(
-            ts,
-            tuple(h_bias),
-            lambda bi, bh: tuple(_split(_sum(bi, bh), 4)),
-            lambda *bs: (np.concatenate(bs), np.zeros(sum(b.size for b in bs), bs[0].dtype)),
-            bias_shapes,
-        )
-    elif fk == T.GRU_CELL and tk == P.GRU:
-        i_names, h_names = ["ir", "iz", "in"], ["hr", "hz", "hn"]
-        dst = (("ir", "bias"), ("iz", "bias"), ("in", "bias"), ("hn", "bias"))
-
-        def gru_fwd(bi: np.ndarray, bh: np.ndarray) -> tuple[np.ndarray, ...]:
-            (ir, iz, in_), (hr, hz, hn) = _split(bi, 3), _split(bh, 3)
-            return _sum(ir, hr), _sum(iz, hz), in_, hn
-
-        def gru_bwd(*bs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            r, z, in_, hn = bs
-            zero = np.zeros_like(r)
-            return np.concatenate([r, z, in_]), np.concatenate([zero, zero, hn])
-
-        bias = _bias_pair(ts, dst, gru_fwd, gru_bwd, tuple(fs.get(d, (0,)) for d in dst))
-    elif fk == T.SIMPLE_CELL and tk == P.RNN:
-        i_names, h_names = ["i"], ["h"]
-        bias = _bias_pair(
-            ts,
-            (("i", "bias"),),
-            lambda bi, bh: (_sum(bi, bh),),
-            lambda b: (b, np.zeros_like(b)),
-            (fs.get(("i", "bias"), (0,)),),
-        )
-    else:
-        raise PortError(f"a torch {tk.upper()} cell cannot fill this JAX cell ({fk})")
-    return [_gate_kernels("weight_ih", i_names, n), _gate_kernels("weight_hh", h_names, n), bias]
-
-
-def _gate_kernels(src: str, names: list[str], n: int) -> Group:
-    """torch ``(n*H, in)`` -> one Dense kernel ``(in, H)`` per gate, in torch's gate order."""
-    return Group(
-        (src,),
-        tuple((g, "kernel") for g in names),
-        lambda w: tuple(p.T for p in _split(w, n)),
-        lambda *ks: (np.concatenate([k.T for k in ks]),),
-    )
-
-
-def _fused_cell(
-    tk: str, fk: str, ts: Mapping[str, Any], fs: Mapping[Rel, tuple[int, ...]]
-) -> list[Group]:
-    """NNX OptimizedLSTMCell / GRUCell / SimpleCell (dense_i, dense_h) and Equinox cells."""
-    eqx = fk in (T.EQX_LSTM, T.EQX_GRU)
-    wi: Rel
-    wh: Rel
-    if eqx:
-        wi, wh = ("weight_ih",), ("weight_hh",)
-        kernels = [_same("weight_ih", wi), _same("weight_hh", wh)]
-    else:
-        wi, wh = ("dense_i", "kernel"), ("dense_h", "kernel")
-        kernels = [_one("weight_ih", wi, _t), _one("weight_hh", wh, _t)]
-    if tk == P.GRU and fk in (T.GRU_FUSED, T.EQX_GRU):
-        H = ts["weight_hh"][1] if "weight_hh" in ts else 0
-
-        if eqx:
-
-            def fwd(bi: np.ndarray, bh: np.ndarray) -> tuple[np.ndarray, ...]:
-                (ir, iz, in_), (hr, hz, hn) = _split(bi, 3), _split(bh, 3)
-                return np.concatenate([_sum(ir, hr), _sum(iz, hz), in_]), hn
-
-            def bwd(b: np.ndarray, bn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return b, np.concatenate([np.zeros_like(b[: 2 * H]), bn])
-
-            dst: tuple[Rel, ...] = (("bias",), ("bias_n",))
-        else:
-
-            def fwd(bi: np.ndarray, bh: np.ndarray) -> tuple[np.ndarray, ...]:
-                (ir, iz, in_), (hr, hz, hn) = _split(bi, 3), _split(bh, 3)
-                if np.any(hn):
-                    raise PortError(
-                        "nnx.GRUCell has no bias inside r * (W_hn h + b_hn), but this torch "
-                        "GRU's b_hn (bias_hh[2H:]) is not 0; use flax.linen.GRUCell (its 'hn' "
-                        "bias) or equinox.nn.GRUCell (bias_n) for an exact port"
-                    )
-                return (np.concatenate([_sum(ir, hr), _sum(iz, hz), in_]),)
-
-            def bwd(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[misc]
-                return b, np.zeros_like(b)
-
-            dst = (("dense_i", "bias"),)
-        shapes = tuple(fs.get(d, (0,)) for d in dst)
-        return [*kernels, _bias_pair(ts, dst, fwd, bwd, shapes)]
-    if (tk, fk) not in ((P.LSTM, T.LSTM_FUSED), (P.LSTM, T.EQX_LSTM), (P.RNN, T.SIMPLE_CELL)):
-        raise PortError(f"a torch {tk.upper()} cell cannot fill this JAX cell ({fk})")
-    b_dst: Rel = ("bias",) if eqx else ("dense_i" if tk == P.RNN else "dense_h", "bias")
-    return [
-        *kernels,
-        _bias_pair(
-            ts,
-            (b_dst,),
-            lambda bi, bh: (_sum(bi, bh),),
-            lambda b: (b, np.zeros_like(b)),
-            (fs.get(b_dst, (0,)),),
-        ),
-    ]
 
 
 # ----------------------------------------------------------------------------
@@ -572,8 +259,8 @@ def _layout_by_name(dst: Rel, ndim: int) -> Callable[[np.ndarray], np.ndarray]:
     if dst[-1] != "kernel" or ndim < 2:
         return lambda a: a
     if ndim == 2:
-        return _t
-    perm = _conv_perm(ndim)
+        return G.transpose2
+    perm = G.conv_perm(ndim)
     return lambda a: a.transpose(perm)
 
 
@@ -581,8 +268,8 @@ def _layout_back(dst: Rel, ndim: int) -> Callable[[np.ndarray], np.ndarray]:
     if dst[-1] != "kernel" or ndim < 2:
         return lambda a: a
     if ndim == 2:
-        return _t
-    inv = _inverse(_conv_perm(ndim))
+        return G.transpose2
+    inv = G.inverse(G.conv_perm(ndim))
     return lambda a: a.transpose(inv)
 
 
@@ -593,7 +280,7 @@ def _plain(
     taken: set[Rel] = set()
     for name, shape in ts.items():
         if name == "num_batches_tracked":
-            groups.append(_dropped(name, template))
+            groups.append(G.dropped(name, template))
             continue
         rel = tuple(name.split("."))
         options = [rel] if rel in fs else []
@@ -605,16 +292,63 @@ def _plain(
         dst = options[0]
         taken.add(dst)
         ndim = len(shape)
-        groups.append(_one(name, dst, _layout_by_name(dst, ndim), _layout_back(dst, ndim)))
+        groups.append(G.one(name, dst, _layout_by_name(dst, ndim), _layout_back(dst, ndim)))
     return groups
 
 
 def single(src: str, dst: Rel, ndim: int) -> list[Group]:
     """One renamed tensor: its layout follows the target leaf's name (``kernel``: moved)."""
-    return [_one(src, dst, _layout_by_name(dst, ndim), _layout_back(dst, ndim))]
+    return [G.one(src, dst, _layout_by_name(dst, ndim), _layout_back(dst, ndim))]
 
 
 # ----------------------------------------------------------------------------
+
+
+def resolve_kinds(
+    torch_kind: str | None,
+    target_kind: str | None,
+    ts: Mapping[str, Any],
+    fs: Mapping[Rel, tuple[int, ...]],
+    equinox: bool,
+) -> tuple[str | None, str | None]:
+    """Both layers' kinds: as known, else inferred from names, else each other's default."""
+    tk = torch_kind or P.infer_kind(ts)
+    fk = target_kind or infer_target_kind(fs)
+    if fk is None and not equinox and tk is not None:
+        fk = _DEFAULT_TARGET.get(tk)
+        if tk in (P.LSTM, P.GRU) and ("dense_i", "kernel") in fs:
+            fk = T.LSTM_FUSED if tk == P.LSTM else T.GRU_FUSED
+    if tk is None and fk is not None:
+        tk = _DEFAULT_TORCH.get(fk)
+    return tk, fk
+
+
+_CELLS = (
+    T.LSTM_CELL,
+    T.LSTM_FUSED,
+    T.GRU_CELL,
+    T.GRU_FUSED,
+    T.SIMPLE_CELL,
+    T.EQX_LSTM,
+    T.EQX_GRU,
+)
+
+
+def _linear(tk: str, fk: str, ts: Mapping[str, Any], fs: Mapping[Rel, Any]) -> list[Group]:
+    """A torch Linear or transformers Conv1D into a Dense, DenseGeneral or Equinox Linear."""
+    if fk == T.DENSE:
+        return _dense(tk, fs) + _bias(fs)
+    if fk == T.EQX_LINEAR:
+        move = G.same if tk == P.LINEAR else (lambda s, d: G.one(s, d, G.transpose2))
+        return [move("weight", ("weight",))] + _bias(fs)
+    if tk == P.HF_CONV1D:  # DenseGeneral from an (in, out) weight: read it as (out, in)
+        groups = _dense_general({**ts, "weight": tuple(reversed(ts["weight"]))}, fs)
+        k = groups[0]
+        groups[0] = Group(
+            k.src, k.dst, lambda w: k.fwd(w.T), lambda x: tuple(a.T for a in k.bwd(x))
+        )
+        return groups
+    return _dense_general(ts, fs)
 
 
 def plan(
@@ -636,66 +370,32 @@ def plan(
       template: torch local name -> array (what a dropped tensor keeps).
       equinox: the target is an Equinox module (torch's layout kept).
     """
-    tk = torch_kind or infer_torch_kind(ts)
-    fk = target_kind or infer_target_kind(fs)
-    if fk is None and not equinox and tk is not None:
-        fk = _DEFAULT_TARGET.get(tk)
-        if tk in (P.LSTM, P.GRU) and ("dense_i", "kernel") in fs:
-            fk = T.LSTM_FUSED if tk == P.LSTM else T.GRU_FUSED
-    if tk is None and fk is not None:
-        tk = _DEFAULT_TORCH.get(fk)
+    tk, fk = resolve_kinds(torch_kind, target_kind, ts, fs, equinox)
     if fk is None or tk is None:
         return _plain(ts, fs, template)
-    extra: list[Group] = []
-    if "num_batches_tracked" in ts:
-        extra.append(_dropped("num_batches_tracked", template))
     if fk in (T.ATTENTION, T.EQX_MHA):
         if tk != P.MHA:
             raise PortError(f"a torch {tk} layer cannot fill an attention layer")
-        return _mha(ts, fs, eqx=fk == T.EQX_MHA)
-    if fk in (
-        T.LSTM_CELL,
-        T.LSTM_FUSED,
-        T.GRU_CELL,
-        T.GRU_FUSED,
-        T.SIMPLE_CELL,
-        T.EQX_LSTM,
-        T.EQX_GRU,
-    ):
+        return cells.mha(ts, fs, eqx=fk == T.EQX_MHA)
+    if fk in _CELLS:
         if tk not in (P.LSTM, P.GRU, P.RNN):
             raise PortError(f"a torch {tk} layer cannot fill a recurrent cell ({fk})")
-        return _cell(tk, fk, ts, fs)
+        return cells.cell(tk, fk, ts, fs)
     if tk in (P.MHA, P.LSTM, P.GRU, P.RNN):
         raise PortError(f"a torch {tk} layer cannot fill a {fk} layer")
-    if fk == T.DENSE and tk in (P.LINEAR, P.HF_CONV1D):
-        return _dense(tk, fs) + _bias(fs)
-    if fk == T.DENSE_GENERAL and tk in (P.LINEAR, P.HF_CONV1D):
-        if tk == P.HF_CONV1D:
-            ts = {**ts, "weight": tuple(reversed(ts["weight"]))}
-            groups = _dense_general(ts, fs)
-            k = groups[0]
-            groups[0] = Group(
-                k.src,
-                k.dst,
-                lambda w: k.fwd(w.T),
-                lambda x: tuple(a.T for a in k.bwd(x)),
-            )
-            return groups
-        return _dense_general(ts, fs)
-    if fk == T.EQX_LINEAR and tk == P.LINEAR:
-        return [_same("weight", ("weight",))] + _bias(fs)
-    if fk == T.EQX_LINEAR and tk == P.HF_CONV1D:
-        return [_one("weight", ("weight",), _t)] + _bias(fs)
+    if fk in (T.DENSE, T.DENSE_GENERAL, T.EQX_LINEAR) and tk in (P.LINEAR, P.HF_CONV1D):
+        return _linear(tk, fk, ts, fs)
     if fk == T.CONV and tk == P.CONV:
         return [_conv(len(ts["weight"]))] + _bias(fs) if "weight" in ts else _bias(fs)
     if fk == T.EQX_CONV and tk == P.CONV:
-        return [_same("weight", ("weight",))] + _bias(fs)
+        return [G.same("weight", ("weight",))] + _bias(fs)
     if fk == T.CONV_TRANSPOSE and tk == P.CONV_TRANSPOSE:
         return _conv_transpose(ts, fs, module) + _bias(fs)
     if fk == T.EQX_CONV_TRANSPOSE and tk == P.CONV_TRANSPOSE:
         return _eqx_conv_transpose(ts, fs) + _bias(fs)
     if fk in (T.EMBED, T.EQX_EMBED) and tk == P.EMBEDDING:
-        return [_same("weight", ("embedding",) if fk == T.EMBED else ("weight",))]
+        return [G.same("weight", ("embedding",) if fk == T.EMBED else ("weight",))]
     if fk in (T.NORM, T.EQX_NORM) and tk == P.NORM:
+        extra = [G.dropped("num_batches_tracked", template)] if "num_batches_tracked" in ts else []
         return _norm(ts, fs, eqx=fk == T.EQX_NORM) + _bias(fs) + extra
     raise PortError(f"a torch {tk} layer cannot fill a {fk} layer")

@@ -122,6 +122,190 @@ def _merge(prefix: tuple[str, ...], layers: Sequence[TargetLayer]) -> TargetLaye
     return TargetLayer(path, path, None, None, leaves)
 
 
+class _Pairer:
+    """The state of one pairing: target layers indexed by canonical name, and what is taken.
+
+    :func:`pair_layers` runs the steps in order; each step pairs what it can
+    and leaves the rest to the next.
+    """
+
+    def __init__(
+        self,
+        target_layers: Sequence[TargetLayer],
+        leaf_paths: Sequence[str],
+        rename: Rename | None,
+        collections: bool,
+    ):
+        self.target_layers = target_layers
+        self.rename = rename
+        self.by_key: dict[tuple[str, ...], list[TargetLayer]] = {}
+        for layer in target_layers:
+            self._index(layer)
+        self.taken: dict[int, P.TorchLayer] = {}  # id(target layer) -> torch layer
+        self.pairs: list[Pair] = []
+        self.left: list[P.TorchLayer] = []
+        self.notes: list[str] = []
+        self.single_taken: set[int] = set()  # target leaves filled by a renamed tensor
+        self.leaf_keys: dict[tuple[str, ...], list[int]] = {}
+        for i, path in enumerate(leaf_paths):
+            parts = path.split("/")
+            self.leaf_keys.setdefault(canonical(parts), []).append(i)
+            if collections:
+                self.leaf_keys.setdefault(canonical(parts[1:]), []).append(i)
+
+    def _index(self, layer: TargetLayer) -> None:
+        """Indexes ``layer`` by its pairing key and by its full path (which a rename may name)."""
+        for k in dict.fromkeys((canonical(layer.key), canonical(layer.path))):
+            self.by_key.setdefault(k, []).append(layer)
+
+    def _owner_of_leaf(self, i: int) -> tuple[TargetLayer, tuple[str, ...]]:
+        for layer in self.target_layers:
+            for rel, j in layer.leaves.items():
+                if j == i:
+                    return layer, rel
+        raise KeyError(i)
+
+    def _lookup(self, key: tuple[str, ...], torch_name: str) -> TargetLayer | None:
+        """The one free target layer named ``key`` (``None``, with a note, if several are)."""
+        found = [t for t in self.by_key.get(key, []) if id(t) not in self.taken]
+        if len(found) > 1:
+            exact = [t for t in found if t.name == torch_name.replace(".", "/")]
+            if len(exact) == 1:
+                return exact[0]
+            self.notes.append(
+                f"torch {torch_name!r} matches several target layers: "
+                + ", ".join(repr(t.name) for t in found)
+                + "; use rename= to choose"
+            )
+            return None
+        return found[0] if found else None
+
+    def _take(self, tl: P.TorchLayer, target: TargetLayer) -> None:
+        if id(target) in self.taken:
+            self.notes.append(
+                f"torch {self.taken[id(target)].name!r} and {tl.name!r} both pair with target "
+                f"{target.name!r}"
+            )
+            self.left.append(tl)
+            return
+        self.taken[id(target)] = tl
+        self.pairs.append(Pair(tl, target))
+
+    def _plain_layers_below(self, key: tuple[str, ...]) -> dict[tuple[str, ...], list[TargetLayer]]:
+        """Free plain target layers below a module whose own path is canonically ``key``."""
+        groups: dict[tuple[str, ...], list[TargetLayer]] = {}
+        for k, ts in self.by_key.items():
+            if len(k) <= len(key) or k[: len(key)] != key:
+                continue
+            for t in ts:
+                if id(t) in self.taken or t.kind is not None:
+                    continue
+                depth = [d for d in range(len(t.path)) if canonical(t.path[:d]) == key]
+                if depth:
+                    groups.setdefault(t.path[: depth[0]], []).append(t)
+        return groups
+
+    def merge(self, key: tuple[str, ...], tl: P.TorchLayer) -> bool:
+        """Pairs a composite torch layer with the plain target layers below ``key``."""
+        kind = tl.kind or P.infer_kind({k: tuple(v.shape) for k, v in tl.values.items()})
+        if kind not in _COMPOSITE_TORCH:
+            return False
+        groups = self._plain_layers_below(key)
+        if len(groups) != 1:
+            return False
+        inner = next(iter(groups.values()))
+        for t in inner:
+            self.taken[id(t)] = tl
+        self.pairs.append(Pair(tl, _merge(key, inner)))
+        return True
+
+    def renamed_module(self, tl: P.TorchLayer, new: str) -> None:
+        """Pairs a torch module that a rename rule names."""
+        key = canonical(new.split("/"))
+        target = self._lookup(key, tl.name)
+        if target is not None:
+            self._take(tl, target)
+        elif not self.merge(key, tl):
+            self.notes.append(f"rename: torch {tl.name!r} -> {new!r}, which is no target layer")
+            self.left.append(tl)
+
+    def renamed_tensors(self, tl: P.TorchLayer, rename: Rename) -> P.TorchLayer | None:
+        """Pairs the tensors of ``tl`` that a rename rule names; returns the rest, if any."""
+        moved = []
+        for local, full in tl.keys.items():
+            dst = rename(full)
+            if dst is None:
+                continue
+            hits = [
+                i
+                for i in self.leaf_keys.get(canonical(dst.split("/")), [])
+                if i not in self.single_taken
+            ]
+            hits = list(dict.fromkeys(hits))
+            if len(hits) != 1:
+                self.notes.append(
+                    f"rename: torch {full!r} -> {dst!r}, which is "
+                    + ("no target leaf" if not hits else "several target leaves")
+                )
+                continue
+            owner, rel = self._owner_of_leaf(hits[0])
+            self.single_taken.add(hits[0])
+            sub_t = P.TorchLayer(
+                tl.path, tl.kind, tl.module, {local: full}, {local: tl.values[local]}
+            )
+            sub_f = TargetLayer(owner.path, owner.key, None, owner.module, {rel: hits[0]})
+            self.pairs.append(Pair(sub_t, sub_f, single=True))
+            moved.append(local)
+        if not moved:
+            return tl
+        rest = {k: v for k, v in tl.keys.items() if k not in moved}
+        if not rest:
+            return None
+        return P.TorchLayer(tl.path, tl.kind, tl.module, rest, {k: tl.values[k] for k in rest})
+
+    def by_name(self, layers: Sequence[P.TorchLayer]) -> list[P.TorchLayer]:
+        """Pairs layers whose canonical names agree; returns the unpaired."""
+        unmatched = []
+        for tl in layers:
+            target = self._lookup(canonical(tl.path), tl.name)
+            if target is None:
+                unmatched.append(tl)
+            else:
+                self._take(tl, target)
+        return unmatched
+
+    def expand_composites(self) -> bool:
+        """Replaces each free composite target layer by its parts; whether any was."""
+        expanded = False
+        for layer in self.target_layers:
+            if id(layer) not in self.taken and layer.parts:
+                for k in (canonical(layer.key), canonical(layer.path)):
+                    self.by_key[k] = [t for t in self.by_key.get(k, []) if t is not layer]
+                for part in layer.parts:
+                    self._index(part)
+                expanded = True
+        return expanded
+
+    def target_left(self) -> list[TargetLayer]:
+        """The free target layers; leaves that a renamed tensor fills dropped from every layer."""
+        all_targets = {id(t): t for ts in self.by_key.values() for t in ts}
+        free = [t for i, t in all_targets.items() if i not in self.taken]
+        if not self.single_taken:
+            return free
+        for p in self.pairs:
+            if not p.single:
+                p.target = dataclasses.replace(
+                    p.target,
+                    leaves={r: i for r, i in p.target.leaves.items() if i not in self.single_taken},
+                )
+        trimmed = []
+        for t in free:
+            kept = {r: i for r, i in t.leaves.items() if i not in self.single_taken}
+            if kept:
+                trimmed.append(dataclasses.replace(t, leaves=kept))
+        return trimmed
+
+
 def pair_layers(
     torch_layers: Sequence[P.TorchLayer],
     target_layers: Sequence[TargetLayer],
@@ -138,185 +322,24 @@ def pair_layers(
       rename: the compiled rename rules.
       collections: the target leaf paths start with a Linen collection.
     """
-    by_key: dict[tuple[str, ...], list[TargetLayer]] = {}
-
-    def index(layer: TargetLayer) -> None:
-        # by its pairing key, and by its full path (which a rename may name)
-        for k in dict.fromkeys((canonical(layer.key), canonical(layer.path))):
-            by_key.setdefault(k, []).append(layer)
-
-    for layer in target_layers:
-        index(layer)
-    taken: dict[int, P.TorchLayer] = {}  # id(target layer) -> torch layer
-    pairs: list[Pair] = []
-    left: list[P.TorchLayer] = []
-    notes: list[str] = []
-    single_taken: set[int] = set()
-    leaf_keys: dict[tuple[str, ...], list[int]] = {}
-    for i, path in enumerate(leaf_paths):
-        parts = path.split("/")
-        leaf_keys.setdefault(canonical(parts), []).append(i)
-        if collections:
-            leaf_keys.setdefault(canonical(parts[1:]), []).append(i)
-
-    def owner_of_leaf(i: int) -> tuple[TargetLayer, tuple[str, ...]]:
-        for layer in target_layers:
-            for rel, j in layer.leaves.items():
-                if j == i:
-                    return layer, rel
-        raise KeyError(i)
-
-    def lookup(key: tuple[str, ...], torch_name: str) -> TargetLayer | None:
-        found = [t for t in by_key.get(key, []) if id(t) not in taken]
-        if len(found) > 1:
-            exact = [t for t in found if t.name == torch_name.replace(".", "/")]
-            if len(exact) == 1:
-                return exact[0]
-            notes.append(
-                f"torch {torch_name!r} matches several target layers: "
-                + ", ".join(repr(t.name) for t in found)
-                + "; use rename= to choose"
-            )
-            return None
-        return found[0] if found else None
-
-    def take(tl: P.TorchLayer, target: TargetLayer) -> None:
-        if id(target) in taken:
-            notes.append(
-                f"torch {taken[id(target)].name!r} and {tl.name!r} both pair with target "
-                f"{target.name!r}"
-            )
-            left.append(tl)
-            return
-        taken[id(target)] = tl
-        pairs.append(Pair(tl, target))
-
-    def merge(key: tuple[str, ...], tl: P.TorchLayer) -> bool:
-        """Pairs a composite torch layer with the plain target layers below ``key``."""
-        kind = tl.kind
-        if kind is None:
-            from jaxinit._src.port.convert import infer_torch_kind
-
-            kind = infer_torch_kind({k: tuple(v.shape) for k, v in tl.values.items()})
-        if kind not in _COMPOSITE_TORCH:
-            return False
-        # Plain layers below one module whose own path is canonically ``key``.
-        groups: dict[tuple[str, ...], list[TargetLayer]] = {}
-        for k, ts in by_key.items():
-            if len(k) <= len(key) or k[: len(key)] != key:
-                continue
-            for t in ts:
-                if id(t) in taken or t.kind is not None:
-                    continue
-                depth = [d for d in range(len(t.path)) if canonical(t.path[:d]) == key]
-                if depth:
-                    groups.setdefault(t.path[: depth[0]], []).append(t)
-        if len(groups) != 1:
-            return False
-        inner = next(iter(groups.values()))
-        for t in inner:
-            taken[id(t)] = tl
-        pairs.append(Pair(tl, _merge(key, inner)))
-        return True
-
+    p = _Pairer(target_layers, leaf_paths, rename, collections)
     pending: list[P.TorchLayer] = []
-    for tl in torch_layers:
+    for tl in torch_layers:  # 1. rename rules: whole modules, else single tensors
         new = rename(tl.name) if rename is not None else None
         if new is not None:
-            key = canonical(new.split("/"))
-            target = lookup(key, tl.name)
-            if target is None and merge(key, tl):
-                continue
-            if target is None:
-                notes.append(f"rename: torch {tl.name!r} -> {new!r}, which is no target layer")
-                left.append(tl)
-            else:
-                take(tl, target)
+            p.renamed_module(tl, new)
             continue
-        if rename is not None:  # tensor renames
-            moved = []
-            for local, full in tl.keys.items():
-                dst = rename(full)
-                if dst is None:
-                    continue
-                hits = [
-                    i for i in leaf_keys.get(canonical(dst.split("/")), []) if i not in single_taken
-                ]
-                hits = list(dict.fromkeys(hits))
-                if len(hits) != 1:
-                    notes.append(
-                        f"rename: torch {full!r} -> {dst!r}, which is "
-                        + ("no target leaf" if not hits else "several target leaves")
-                    )
-                    continue
-                owner, rel = owner_of_leaf(hits[0])
-                single_taken.add(hits[0])
-                sub_t = P.TorchLayer(
-                    tl.path, tl.kind, tl.module, {local: full}, {local: tl.values[local]}
-                )
-                sub_f = TargetLayer(owner.path, owner.key, None, owner.module, {rel: hits[0]})
-                pairs.append(Pair(sub_t, sub_f, single=True))
-                moved.append(local)
-            if moved:
-                rest = {k: v for k, v in tl.keys.items() if k not in moved}
-                if not rest:
-                    continue
-                tl = P.TorchLayer(
-                    tl.path, tl.kind, tl.module, rest, {k: tl.values[k] for k in rest}
-                )
-        pending.append(tl)
-
-    unmatched = []
-    for tl in pending:
-        target = lookup(canonical(tl.path), tl.name)
-        if target is None:
-            unmatched.append(tl)
-        else:
-            take(tl, target)
-
-    # Composites on one side, their parts on the other.
-    still = []
-    for tl in unmatched:
-        if not merge(canonical(tl.path), tl):
-            still.append(tl)
-    expanded = False
-    for layer in target_layers:
-        if id(layer) not in taken and layer.parts:
-            for k in (canonical(layer.key), canonical(layer.path)):
-                by_key[k] = [t for t in by_key.get(k, []) if t is not layer]
-            for part in layer.parts:
-                index(part)
-            expanded = True
-    if expanded:
-        again = []
-        for tl in still:
-            target = lookup(canonical(tl.path), tl.name)
-            if target is None:
-                again.append(tl)
-            else:
-                take(tl, target)
-        still = again
-    left.extend(still)
-
-    all_targets = [t for ts in by_key.values() for t in ts]
-    target_left = [t for t in dict.fromkeys(map(id, all_targets)) if t not in taken]
-    by_id = {id(t): t for t in all_targets}
-    target_layers_left = [by_id[i] for i in target_left]
-    # A leaf renamed alone is filled; drop it from its layer's leftovers.
-    if single_taken:
-        trimmed = []
-        for t in target_layers_left:
-            kept = {r: i for r, i in t.leaves.items() if i not in single_taken}
-            if kept:
-                trimmed.append(dataclasses.replace(t, leaves=kept))
-        target_layers_left = trimmed
-        for p in pairs:
-            if not p.single:
-                p.target = dataclasses.replace(
-                    p.target,
-                    leaves={r: i for r, i in p.target.leaves.items() if i not in single_taken},
-                )
-    return Pairing(pairs, left, target_layers_left, notes)
+        rest = p.renamed_tensors(tl, rename) if rename is not None else tl
+        if rest is not None:
+            pending.append(rest)
+    unmatched = p.by_name(pending)  # 2. canonical names
+    # 3. a composite torch layer (attention, a cell) <-> the target's plain layers below it
+    still = [tl for tl in unmatched if not p.merge(canonical(tl.path), tl)]
+    # 4. a composite target layer <-> torch's plain layers (attention as four Linears)
+    if p.expand_composites():
+        still = p.by_name(still)
+    p.left.extend(still)
+    return Pairing(p.pairs, p.left, p.target_left(), p.notes)
 
 
 _SAME_AS = {
@@ -381,9 +404,29 @@ def glob_kinds(layers: Sequence[P.TorchLayer], torch_types: Any) -> None:
                 "LayerNorm, GroupNorm, RMSNorm, BatchNorm1d/2d/3d, MultiheadAttention, LSTM, GRU, RNN"
             )
         rules.append((glob, kind))
+    matched: set[str] = set()
     for layer in layers:
         module_name = ".".join(layer.path[:-1]) if layer.virtual else layer.name
         for glob, kind in rules:
             if fnmatch.fnmatchcase(layer.name, glob) or fnmatch.fnmatchcase(module_name, glob):
                 layer.kind = kind
+                matched.add(glob)
                 break
+    unmatched = [glob for glob, _ in rules if glob not in matched]
+    if unmatched:
+        modules = list(dict.fromkeys(layer.name for layer in layers if layer.name))
+        lines = []
+        for glob in unmatched:
+            wider = "*" + glob if glob.startswith(".") else "*." + glob
+            hits = [m for m in modules if fnmatch.fnmatchcase(m, wider)]
+            near = hits or nearest(glob.replace("*", ""), modules)
+            hint = f"; did you mean {wider!r}? it matches " if hits else "; nearest: "
+            lines.append(
+                f"torch_types[{glob!r}] matches no torch module"
+                + (hint + ", ".join(near[:3]) + (", ..." if len(near) > 3 else "") if near else "")
+            )
+        raise ValueError(
+            "\n".join(lines) + "\nA glob must match a whole module path ('*' matches any text, "
+            f"dots included), e.g. {'*.' + modules[-1].rsplit('.', 1)[-1] if modules else '*.fc'!r}; "
+            f"the modules are: {', '.join(modules[:6])}" + (", ..." if len(modules) > 6 else "")
+        )

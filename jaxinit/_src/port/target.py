@@ -44,10 +44,11 @@ from jaxinit._src.layers.registry import (  # noqa: F401  (the kinds, for the po
     NORM,
     SIMPLE_CELL,
 )
+from jaxinit._src.port import trace
 
 __all__ = ["Target", "TargetLayer", "TargetLeaf", "collect"]
 
-COMPOSITE = tuple(dict.fromkeys(row.kind for row in KINDS if row.composite))
+COMPOSITE = tuple(dict.fromkeys(row.kind for row in KINDS if row.composite and row.torch))
 
 _LINEN_COLLECTIONS = ("params", "batch_stats")
 
@@ -145,6 +146,7 @@ class Target:
         self.flavor = flavor
         self.leaves = leaves
         self.layers = layers
+        self.abstract_rest: list[str] = []  # abstract leaves a port never fills (RNG state ...)
         self._write: Any = None
 
     def read(self, index: int) -> np.ndarray:
@@ -232,26 +234,21 @@ def _linen(
     def is_box(x: Any) -> bool:
         return isinstance(x, nn.meta.AxisMetadata)
 
-    modules: dict[tuple[str, ...], Any] = {}
+    modules: Mapping[tuple[str, ...], Any] = {}
     if model is not None:
-        from jaxinit._src.flax.linen import record_modules as _record_modules
-
-        try:
-            _, modules = _record_modules(model, jax.random.key(0), tuple(args), dict(kwargs or {}))
-        except Exception as e:
-            raise ValueError(
-                f"model=: tracing {type(model).__name__}.init abstractly failed ({e}); pass the "
-                "inputs of model.init as args= (and kwargs=)"
-            ) from e
+        modules = trace.traced_modules(model, args, kwargs)
     flat, treedef = jax.tree_util.tree_flatten_with_path(target, is_leaf=is_box)
-    collections = isinstance(target, Mapping) and "params" in target
+    # a variables dict (params and/or batch_stats: BatchNorm(use_scale=False, use_bias=False)
+    # has no params), or a bare params dict
+    collections = isinstance(target, Mapping) and any(c in target for c in _LINEN_COLLECTIONS)
     paths, index = [], []
+    rest = []
     for i, (kp, boxed) in enumerate(flat):
         path = tuple(_key_name(k) for k in kp)
         value = boxed.value if is_box(boxed) else boxed
-        if collections and path[0] not in _LINEN_COLLECTIONS:
-            continue
-        if not _is_inexact(value):
+        if (collections and path[0] not in _LINEN_COLLECTIONS) or not _is_inexact(value):
+            if isinstance(value, jax.ShapeDtypeStruct):
+                rest.append("/".join(path))
             continue
         paths.append(path)
         index.append(i)
@@ -268,6 +265,7 @@ def _linen(
         boxed = flat[i][1]
         leaves.append(TargetLeaf("/".join(paths[j]), boxed.value if is_box(boxed) else boxed))
     out = Target("Linen variables", leaves, layers)
+    out.abstract_rest = rest
 
     def write(new: Mapping[int, Any]) -> Any:
         items = [v for _, v in flat]
@@ -289,16 +287,19 @@ def _nnx(module: Any) -> Target:
 
     nodes = list(nnx.iter_graph(module))
     modules = {tuple(str(p) for p in path): n for path, n in nodes if isinstance(n, nnx.Module)}
-    variables = [
-        (tuple(str(p) for p in path), n)
-        for path, n in nodes
-        if isinstance(n, nnx.Param | nnx.BatchStat)
-    ]
 
     def value(var: Any) -> Any:
         return var.get_value() if hasattr(var, "get_value") else var.value
 
-    variables = [(p, v) for p, v in variables if _is_inexact(value(v))]
+    variables, rest = [], []
+    for path, n in nodes:
+        if not isinstance(n, nnx.Variable):
+            continue
+        names = tuple(str(p) for p in path)
+        if isinstance(n, nnx.Param | nnx.BatchStat) and _is_inexact(value(n)):
+            variables.append((names, n))
+        elif isinstance(value(n), jax.ShapeDtypeStruct):
+            rest.append("/".join(names))
     paths = [p for p, _ in variables]
 
     def owners_of(j: int) -> list[tuple[tuple[str, ...], Any]]:
@@ -308,6 +309,7 @@ def _nnx(module: Any) -> Target:
     layers = _assign(paths, owners_of, _kind_table(), [0] * len(paths))
     leaves = [TargetLeaf("/".join(p), value(v)) for p, v in variables]
     out = Target("NNX module", leaves, layers)
+    out.abstract_rest = rest
 
     def write(new: Mapping[int, Any]) -> Any:
         for j, x in new.items():  # only now, when every check has passed
@@ -331,11 +333,13 @@ def _equinox(module: Any) -> Target:
 
     flat, treedef = jax.tree_util.tree_flatten_with_path(module)
     paths, index = [], []
-    owner_lists = []
+    owner_lists, rest = [], []
     for i, (kp, leaf) in enumerate(flat):
-        if not _is_inexact(leaf):
-            continue
         path = tuple(_key_name(k) for k in kp)
+        if not _is_inexact(leaf):
+            if isinstance(leaf, jax.ShapeDtypeStruct):
+                rest.append("/".join(path))
+            continue
         owners = []
         obj = module
         for d, k in enumerate(kp):
@@ -357,6 +361,7 @@ def _equinox(module: Any) -> Target:
     layers = _assign(paths, lambda j: owner_lists[j], _kind_table(), [0] * len(paths))
     leaves = [TargetLeaf("/".join(paths[j]), flat[i][1]) for j, i in enumerate(index)]
     out = Target("Equinox module", leaves, layers)
+    out.abstract_rest = rest
 
     def write(new: Mapping[int, Any]) -> Any:
         items = [v for _, v in flat]
@@ -366,6 +371,16 @@ def _equinox(module: Any) -> Target:
 
     out._write = write
     return out
+
+
+def is_target(x: Any) -> bool:
+    """``x`` is a Linen variables dict, an NNX module or an Equinox module (a port's target)."""
+    if isinstance(x, Mapping):
+        return True
+    nnx, eqx = sys.modules.get("flax.nnx"), sys.modules.get("equinox")
+    return (nnx is not None and isinstance(x, nnx.Module)) or (
+        eqx is not None and isinstance(x, eqx.Module)
+    )
 
 
 def collect(

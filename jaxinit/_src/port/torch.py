@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import re
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,17 @@ def torch_kind(module: Any) -> str | None:
     return None
 
 
+def infer_kind(names: Mapping[str, Any]) -> str | None:
+    """A torch layer's kind from its tensor names and shapes (for a bare state_dict)."""
+    if "in_proj_weight" in names or "q_proj_weight" in names:
+        return MHA
+    if "weight_ih" in names and "weight_hh" in names:
+        hh = tuple(names["weight_hh"])
+        gates = hh[0] // hh[1] if len(hh) == 2 and hh[1] else 0
+        return {4: LSTM, 3: GRU, 1: RNN}.get(gates)
+    return None
+
+
 @dataclasses.dataclass
 class TorchLayer:
     """The tensors one conversion reads (or, for ``to_torch``, writes).
@@ -212,6 +224,77 @@ def _split_rnn(layer: TorchLayer) -> list[TorchLayer]:
     return out
 
 
+def _storage(x: Any) -> Hashable | None:
+    """Where a tensor's values live: equal for two views of the same memory, ``None`` if empty.
+
+    Two tensors are tied when they start at the same place of the same storage
+    with the same shape, strides and dtype (GPT-2's ``lm_head.weight`` is
+    ``transformer.wte.weight``); a ``state_dict`` keeps such tensors as views
+    of one storage.
+    """
+    if is_tensor(x):
+        if not x.numel():
+            return None
+        return (
+            "torch",
+            x.untyped_storage().data_ptr(),
+            x.storage_offset(),
+            tuple(x.shape),
+            tuple(x.stride()),
+            str(x.dtype),
+            str(x.device),
+        )
+    if isinstance(x, np.ndarray):
+        if not x.size:
+            return None
+        return ("numpy", x.__array_interface__["data"][0], x.shape, x.strides, x.dtype.str)
+    if hasattr(x, "shape") and math.prod(x.shape):  # a jax array: the same object twice
+        return ("object", id(x))
+    return None
+
+
+def ties(state: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Each key whose tensor shares storage with others -> those others, in ``state`` order."""
+    groups: dict[Hashable, list[str]] = {}
+    for key, t in state.items():
+        where = _storage(t)
+        if where is not None:
+            groups.setdefault(where, []).append(key)
+    return {
+        k: tuple(o for o in keys if o != k)
+        for keys in groups.values()
+        if len(keys) > 1
+        for k in keys
+    }
+
+
+def _state(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state_dict, the module at every path) of a torch module or a mapping of tensors."""
+    if is_torch_module(source):
+        state = source.state_dict(keep_vars=False)
+        return dict(state), dict(source.named_modules(remove_duplicate=False))
+    if isinstance(source, Mapping):
+        for key in source:
+            if not isinstance(key, str):
+                raise TypeError(f"from_torch: state_dict keys must be str, got {key!r}")
+        return dict(source), {}
+    raise TypeError(
+        "expected a torch nn.Module or a state_dict (a mapping of name -> tensor or array), "
+        f"got {type(source).__name__}"
+    )
+
+
+def _owner(key: str, modules: Mapping[str, Any]) -> tuple[str, str]:
+    """(owning module path, local name) of a key; a composite module claims its submodules'."""
+    prefix, _, local = key.rpartition(".")
+    parts = prefix.split(".") if prefix else []
+    for depth in range(len(parts) + 1):
+        cand = ".".join(parts[:depth])
+        if torch_kind(modules.get(cand)) in COMPOSITE:
+            return cand, key[len(cand) + 1 :] if cand else key
+    return prefix, local
+
+
 def torch_layers(
     source: Any, *, values: bool = True
 ) -> tuple[list[TorchLayer], dict[str, tuple[str, ...]]]:
@@ -222,47 +305,16 @@ def torch_layers(
       values: convert the tensors to numpy (zero-copy on CPU); otherwise keep them.
 
     Returns:
-      The layers in ``state_dict`` order, and the aliases: a key whose tensor
-      shares storage with an earlier key (tied weights) -> that earlier key.
+      The layers in ``state_dict`` order, and the ties: each key whose tensor
+      shares storage with other keys (tied weights) -> those keys.
     """
-    aliases: dict[str, tuple[str, ...]] = {}
-    if is_torch_module(source):
-        state = source.state_dict(keep_vars=False)
-        modules = dict(source.named_modules(remove_duplicate=False))
-        seen: dict[tuple[int, tuple[int, ...], tuple[int, ...]], str] = {}
-        for key, t in state.items():
-            ident = (t.data_ptr(), tuple(t.shape), tuple(t.stride()))
-            if t.numel() and ident in seen:
-                aliases[key] = (seen[ident],)
-            else:
-                seen.setdefault(ident, key)
-    elif isinstance(source, Mapping):
-        state = dict(source)
-        modules = {}
-        for key in state:
-            if not isinstance(key, str):
-                raise TypeError(f"from_torch: state_dict keys must be str, got {key!r}")
-    else:
-        raise TypeError(
-            "expected a torch nn.Module or a state_dict (a mapping of name -> tensor or array), "
-            f"got {type(source).__name__}"
-        )
-
+    state, modules = _state(source)
     groups: dict[str, TorchLayer] = {}
     for key, t in state.items():
-        prefix, _, local = key.rpartition(".")
-        owner = prefix
-        # A composite module (MultiheadAttention) claims its submodules' tensors.
-        parts = prefix.split(".") if prefix else []
-        for depth in range(len(parts) + 1):
-            cand = ".".join(parts[:depth])
-            if torch_kind(modules.get(cand)) in COMPOSITE:
-                owner = cand
-                local = key[len(cand) + 1 :] if cand else key
-                break
-        module = modules.get(owner)
+        owner, local = _owner(key, modules)
         layer = groups.get(owner)
         if layer is None:
+            module = modules.get(owner)
             path = tuple(owner.split(".")) if owner else ()
             layer = groups[owner] = TorchLayer(path, torch_kind(module), module, {}, {})
         layer.keys[local] = key
@@ -280,4 +332,4 @@ def torch_layers(
             out.extend(_split_rnn(layer))
         else:
             out.append(layer)
-    return out, aliases
+    return out, ties(state)

@@ -17,14 +17,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit._src.port import checks as K
 from jaxinit._src.port import convert as C
 from jaxinit._src.port import names as N
+from jaxinit._src.port import review as R
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
 
 __all__ = ["from_torch", "to_torch"]
-
-_LIST = 12  # how many names an error lists per section
 
 
 @dataclasses.dataclass
@@ -45,7 +45,8 @@ class Plan:
     unused: list[str]  # state_dict keys no step reads
     unfilled: list[int]  # target leaves no step writes
     notes: list[str]
-    aliases: dict[str, tuple[str, ...]]
+    aliases: dict[str, tuple[str, ...]]  # tied keys: key -> the keys sharing its storage
+    review: R.Review = dataclasses.field(default_factory=lambda: R.Review())
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -70,6 +71,7 @@ def make_plan(
         collections and any("/" in leaf.path for leaf in target.leaves),
     )
     equinox = target.flavor == "Equinox module"
+    review = R.Review()
     steps: list[Step] = []
     problems: list[str] = []
     unused: list[str] = []
@@ -88,6 +90,8 @@ def make_plan(
         except C.PortError as e:
             problems.append(f"torch {tl.describe()} -> {fl.describe()}: {e}")
             continue
+        if not pair.single:
+            R.review(pair, groups, ts, fs, target, equinox, review)
         used: set[str] = set()
         filled: set[tuple[str, ...]] = set()
         for g in groups:
@@ -112,7 +116,9 @@ def make_plan(
         unused += list(tl.keys.values())
     for fl in pairing.target_left:
         unfilled += list(fl.leaves.values())
-    return Plan(steps, problems, unused, sorted(set(unfilled)), pairing.notes, dict(aliases))
+    plan = Plan(steps, problems, unused, sorted(set(unfilled)), pairing.notes, dict(aliases))
+    plan.review = review
+    return plan
 
 
 def _fmt_shape(shape: Sequence[int]) -> str:
@@ -126,59 +132,54 @@ def _report(
     target: T.Target,
     torch_shapes: Mapping[str, tuple[int, ...]],
     mismatches: list[str],
+    extra: Sequence[K.Issue] = (),
+    check_hyperparameters: bool = True,
 ) -> None:
-    """Raises one ``ValueError`` naming every problem, or returns if there is none."""
+    """Raises one ``ValueError`` naming every problem (see :func:`checks.settle`), or warns."""
     read = {k for s in plan.steps for k in s.keys}
     unused = [k for k in plan.unused if not any(a in read for a in plan.aliases.get(k, ()))]
     unfilled = list(plan.unfilled)
-    fatal = plan.problems + mismatches
-    if not fatal and (not strict or (not unused and not unfilled)):
-        return
     leaf_names = [target.leaves[i].path for i in unfilled]
-    lines = [f"{what}: nothing was changed."]
 
-    def section(title: str, items: list[str]) -> None:
-        if not items:
-            return
-        lines.append(f"{title} ({len(items)}):")
-        lines.extend(f"  {x}" for x in items[:_LIST])
-        if len(items) > _LIST:
-            lines.append(f"  ... and {len(items) - _LIST} more")
+    def near(names: list[str], side: str, name: str) -> str:
+        found = N.nearest(name, names)
+        return f"  nearest {side}: {', '.join(found)}" if found else ""
 
-    section("cannot convert", plan.problems)
-    section("shape or dtype mismatches", mismatches)
-    if strict:
-        section(
+    pair_fix = (
+        "Pair the remaining names with rename=[(torch_glob, target_glob), ...] (module paths "
+        "or full tensor names; '*' matches anything), or pass strict=False to leave them."
+    )
+    issues = [
+        K.Issue("cannot convert", plan.problems),
+        K.Issue("shape or dtype mismatches", mismatches),
+        *K.conv1d_issues(plan.review.assumed, plan.review.declared_conv1d),
+        K.Issue(
             "torch tensors no target leaf takes",
-            [
-                f"{k} {_fmt_shape(torch_shapes[k])}"
-                + (
-                    f"  nearest target: {', '.join(near)}"
-                    if (near := N.nearest(k, leaf_names))
-                    else ""
-                )
-                for k in unused
-            ],
-        )
-        section(
+            [f"{k} {_fmt_shape(torch_shapes[k])}" + near(leaf_names, "target", k) for k in unused],
+            pair_fix,
+            "pairing",
+        ),
+        K.Issue(
             f"{target.flavor} leaves no torch tensor fills",
             [
                 f"{target.leaves[i].path} {_fmt_shape(target.leaves[i].shape)}"
-                + (
-                    f"  nearest torch: {', '.join(near)}"
-                    if (near := N.nearest(target.leaves[i].path, unused))
-                    else ""
-                )
+                + near(unused, "torch", target.leaves[i].path)
                 for i in unfilled
             ],
+            pair_fix,
+            "pairing",
+        ),
+        *extra,
+    ]
+    if check_hyperparameters:
+        fix = (
+            "Make the JAX layers compute what torch's do, or pass check_hyperparameters=False "
+            "if the difference is intended."
         )
-    section("notes", plan.notes)
-    if strict and (unused or unfilled):
-        lines.append(
-            "Pair the remaining names with rename=[(torch_glob, target_glob), ...] (module paths "
-            "or full tensor names; '*' matches anything), or pass strict=False to leave them."
+        issues.append(
+            K.Issue("layer hyperparameters that differ", plan.review.settings, fix, "strict")
         )
-    raise ValueError("\n".join(lines))
+    K.settle(what, issues, strict, plan.notes)
 
 
 def _check_dtype(src: np.dtype, dst: np.dtype) -> str | None:
@@ -217,6 +218,7 @@ def convert(
     rename: Any = None,
     strict: bool = True,
     torch_types: Any = None,
+    check_hyperparameters: bool = True,
     what: str = "from_torch",
 ) -> tuple[T.Target, dict[int, np.ndarray]]:
     """The converted values of the target leaves (index -> numpy, target layout and dtype)."""
@@ -224,7 +226,15 @@ def convert(
     values = {k: v for tl in layers for k, v in ((tl.keys[n], tl.values[n]) for n in tl.keys)}
     out, mismatches = forward(plan, tgt, values)
     shapes = {k: _shape(v) for k, v in values.items()}
-    _report(what, plan, strict, tgt, shapes, mismatches)
+    # unfilled leaves are already errors under strict; planned ones that failed are mismatches
+    planned = {i for step in plan.steps for i in step.leaves}
+    abstract = [
+        leaf.path
+        for i, leaf in enumerate(tgt.leaves)
+        if not strict and i not in planned and K.is_abstract(leaf.value)
+    ]
+    extra = [K.abstract_issue(abstract + tgt.abstract_rest, tgt.flavor)]
+    _report(what, plan, strict, tgt, shapes, mismatches, extra, check_hyperparameters)
     return tgt, out
 
 
@@ -284,6 +294,7 @@ def from_torch(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     torch_types: Mapping[str, Any] | None = None,
+    check_hyperparameters: bool = True,
 ) -> Any:
     """Loads a PyTorch model's weights into its Flax (Linen or NNX) or Equinox port.
 
@@ -321,12 +332,22 @@ def from_torch(
         (``"cls_token"`` -> ``"cls"``); ``*`` matches anything and the
         target's ``*`` s take the matched text in order.
       strict: if ``True``, every torch tensor must be used and every target
-        leaf filled (tied weights, which share storage in the torch module,
-        count once).
+        leaf filled (tied weights, which share storage in the torch module or
+        state_dict, count once), and what cannot be known is an error
+        (otherwise a warning): layer hyperparameters that differ, a square
+        weight whose layout is only assumed, leaves left abstract.
       args, kwargs: the inputs of ``model.init`` for ``model=``.
       torch_types: for a bare state_dict, ``{torch_module_glob: class name}``
-        for layers the target cannot tell, e.g. ``{"h.*.c_*": "Conv1D"}`` for
-        GPT-2's ``(in, out)`` weights.
+        for layers the target cannot tell, e.g. ``{"*.c_attn": "Conv1D",
+        "*.c_fc": "Conv1D", "*.c_proj": "Conv1D"}`` for GPT-2's ``(in, out)``
+        weights. Globs match whole module paths (``*`` crosses dots); one
+        that matches no module is an error.
+      check_hyperparameters: compare the hyperparameters both models hold
+        (attention heads; norm type, eps and groups; conv stride, padding,
+        dilation and groups; bias and scale presence; an RNN's nonlinearity;
+        an Embedding's ``max_norm``) and refuse a port whose layers would
+        compute something else. ``False`` skips the comparison (a
+        difference you intend).
 
     Returns:
       The target, filled: each leaf keeps its dtype, sharding and any
@@ -336,8 +357,10 @@ def from_torch(
     Raises:
       ValueError: listing every unpaired torch tensor and target leaf (with the
         nearest names on the other side), every shape mismatch (with both
-        shapes) and every layer that cannot be converted. The target is
-        unchanged.
+        shapes), every layer that cannot be converted, every layer
+        hyperparameter that differs, and (in a bare state_dict holding
+        transformers ``Conv1D`` weights) every square weight whose layout is
+        only assumed, each section with its fix. The target is unchanged.
       ImportError: if torch is needed but not installed.
 
     >>> import torch, flax.linen as nn, jax, jax.numpy as jnp  # doctest: +SKIP
@@ -355,6 +378,7 @@ def from_torch(
         rename=rename,
         strict=strict,
         torch_types=torch_types,
+        check_hyperparameters=check_hyperparameters,
     )
     host, host_idx, dev, dev_idx, shardings = [], [], [], [], []
     for i, x in out.items():
@@ -390,6 +414,7 @@ def to_torch(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     torch_types: Mapping[str, Any] | None = None,
+    check_hyperparameters: bool = True,
 ) -> Any:
     """Loads a JAX model's weights back into PyTorch: the reverse of :func:`from_torch`.
 
@@ -400,6 +425,12 @@ def to_torch(
     has bit-exact weights and the same outputs, its summed biases moved into
     ``b_ih``. ``num_batches_tracked`` keeps the torch side's value.
 
+    Tied torch tensors (sharing storage, in a module or a state_dict) are
+    written once: if the JAX leaves that fill them differ, that is an error
+    under ``strict`` (a warning otherwise, and the first key's value in
+    ``state_dict`` order is written). A returned state_dict keeps tied keys
+    as one tensor.
+
     Args:
       source: a Linen variables or params dict, an NNX module or an Equinox
         module.
@@ -407,7 +438,7 @@ def to_torch(
         ``torch.no_grad()``, and returned), or a state_dict / mapping of
         tensors or arrays giving the names and shapes (a new dict with the
         same keys, dtypes and devices is returned).
-      model, args, kwargs, rename, strict, torch_types: as for
+      model, args, kwargs, rename, strict, torch_types, check_hyperparameters: as for
         :func:`from_torch` (``rename`` still maps torch names to JAX names).
 
     Returns:
@@ -444,7 +475,13 @@ def to_torch(
                 continue
             out[key] = np.asarray(x)
     shapes = {k: _shape(v) for k, v in template.items()}
-    _report("to_torch", plan, strict, tgt, shapes, mismatches)
+    source_of = {
+        k: ", ".join(tgt.leaves[i].path for i in st.leaves) for st in plan.steps for k in st.keys
+    }
+    as_torch = {k: x.astype(P.to_numpy(template[k]).dtype) for k, x in out.items() if k in aliases}
+    ties, skip = K.tie_conflicts(aliases, as_torch, template, source_of)
+    _report("to_torch", plan, strict, tgt, shapes, mismatches, [ties], check_hyperparameters)
+    out = {k: x for k, x in out.items() if k not in skip}  # one write per storage
 
     if P.is_torch_module(torch_target):
         for key, x in out.items():
@@ -457,4 +494,8 @@ def to_torch(
             result[key] = P.from_numpy(x, like)
         else:
             result[key] = np.array(x, dtype=np.asarray(like).dtype, copy=True)
+    for group in K.tie_groups(aliases, template):  # tied keys stay one tensor
+        written = next((k for k in group if k in out), None)
+        for key in group if written is not None else ():
+            result[key] = result[written]
     return result
