@@ -10,6 +10,8 @@ indistinguishable from 1.
 
 from __future__ import annotations
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -88,7 +90,9 @@ def test_a_ten_percent_std_error_is_caught():
     bad = {r.path: r for r in report.rows if r.failures}
     assert set(bad) == {"params/fc/kernel"}
     failures = " ".join(bad["params/fc/kernel"].failures)
-    assert "std ratio 1.09" in failures and "max|w| ratio" in failures and "KS" in failures
+    # a 10% wider uniform: the std and the max|w| ratios are 1.1 within sampling error
+    ratio = float(re.search(r"std ratio (\d+\.\d+)", failures).group(1))
+    assert abs(ratio - 1.1) < 0.02 and "max|w| ratio 1.1" in failures and "KS" in failures
     assert bad["params/fc/kernel"].detectable < 0.05
     assert "FAIL" in str(report)
 
