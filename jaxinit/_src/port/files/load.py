@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -64,6 +65,20 @@ def _full(shape: Sequence[int]) -> Box:
 
 def _key(index: tuple[slice, ...], shape: Sequence[int]) -> tuple[tuple[int, int, int], ...]:
     return tuple(s.indices(int(n)) for s, n in zip(index, shape))
+
+
+def _settled(x: jax.Array) -> jax.Array:
+    """``x`` once its host-to-device transfers are done and their host buffers released.
+
+    jaxlib releases the host array a finished transfer held from its own
+    thread, by queueing the release for Python's garbage collector; a
+    youngest-generation collection (well under a millisecond) runs that queue.
+    Without it, one leaf's host blocks would still be alive while the next
+    leaf is read: two tensors in memory instead of one.
+    """
+    x.block_until_ready()
+    gc.collect(0)
+    return x
 
 
 @dataclasses.dataclass
@@ -194,7 +209,7 @@ class Loader:
         if isinstance(where, str):  # a numpy leaf stays numpy
             return np.array(self._block(fill, everything, whole), copy=True)
         if where is None:
-            return jax.device_put(self._block(fill, everything, whole))
+            return _settled(jax.device_put(self._block(fill, everything, whole)))
         blocks: dict[Any, np.ndarray] = {}
 
         def callback(index: Any) -> np.ndarray:
@@ -203,7 +218,9 @@ class Loader:
                 blocks[k] = self._block(fill, tuple(slice(a, b) for a, b, _ in k), whole)
             return blocks[k]
 
-        return jax.make_array_from_callback(leaf.shape, where, callback, dtype=leaf.dtype)
+        out = jax.make_array_from_callback(leaf.shape, where, callback, dtype=leaf.dtype)
+        blocks.clear()
+        return _settled(out)
 
 
 # ----------------------------------------------------------------------------
