@@ -31,6 +31,7 @@ import jax
 import jax.extend
 from flax import nnx
 from flax.core import spmd as flax_spmd
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxinit._src.core.initializer import check_key, is_traced
 from jaxinit._src.flax import sharding as S
@@ -84,9 +85,12 @@ class TracedModule:
             output = {j: n for n, j in enumerate(traced)}  # state leaf -> jaxpr output
             keep = [output[i] for i in indices if i not in self.static]
             pruned = self.rest[indices] = prune(self.jaxpr, keep)
-        # a constant output comes back as the jaxpr's literal: put it on a device, as eager does
+        # a constant output comes back as the jaxpr's literal: put it on a device, as eager
+        # does (replicated over the mesh an eager build runs under, if any)
+        mesh = S.context_mesh()
+        where = None if mesh is None else NamedSharding(mesh, PartitionSpec())
         values = iter(
-            x if isinstance(x, jax.Array) else jax.device_put(x)
+            x if isinstance(x, jax.Array) else jax.device_put(x, where)
             for x in jax.extend.core.jaxpr_as_fun(pruned)(*key_leaves)
         )
         return [copy.copy(self.static[i]) if i in self.static else next(values) for i in indices]
