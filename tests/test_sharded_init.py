@@ -27,50 +27,18 @@ from jax.sharding import PartitionSpec as P
 import jaxinit
 import jaxinit.port as port
 from jaxinit._src.port.files import sources
+from tests.sharded_models import (
+    AXIS_RULES,
+    LAYERS,
+    MODEL,
+    RULES,
+    TOKENS,
+    NNXNet,
+    V,
+    W,
+    make_mesh,
+)
 from tests.test_port import close, randomize, run_torch
-
-V, W, LAYERS = 64, 32, 2
-AXIS_RULES = (("embed", "data"), ("mlp", "model"))
-RULES = [("*/head/kernel", jaxinit.flax.zeros()), *jaxinit.flax.TORCH_DEFAULTS]
-TOKENS = np.arange(16, dtype=np.int32).reshape(2, 8) % V
-
-
-def _mesh(kind: str = "auto"):
-    types = jax.sharding.AxisType.Explicit if kind == "explicit" else jax.sharding.AxisType.Auto
-    return jax.make_mesh((4, 2), ("data", "model"), axis_types=(types, types))
-
-
-def _part(names):
-    return nn.with_partitioning(nn.initializers.lecun_normal(), names)
-
-
-def _logical(names, init=None):
-    return nn.with_logical_partitioning(init or nn.initializers.lecun_normal(), names)
-
-
-class Block(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        h = nn.LayerNorm(epsilon=1e-5, name="ln")(x)
-        h = nn.Dense(
-            4 * W,
-            kernel_init=_logical(("embed", "mlp")),
-            bias_init=_logical(("mlp",), nn.initializers.zeros),
-            name="fc",
-        )(h)
-        return x + nn.Dense(W, kernel_init=_logical(("mlp", "embed")), name="proj")(nn.gelu(h))
-
-
-class GPT(nn.Module):
-    """Partitioned (mesh axes) and logically partitioned boxes, and leaves without a box."""
-
-    @nn.compact
-    def __call__(self, tokens):
-        embed = nn.with_partitioning(nn.initializers.normal(1.0), ("model", None))
-        x = nn.Embed(V, W, embedding_init=embed, name="wte")(tokens)
-        for i in range(LAYERS):
-            x = Block(name=f"h_{i}")(x)
-        return nn.Dense(V, kernel_init=_part((None, "model")), name="head")(x)
 
 
 class TBlock(torch.nn.Module):
@@ -96,9 +64,6 @@ class TGPT(torch.nn.Module):
         for block in self.h:
             x = block(x)
         return self.head(x)
-
-
-MODEL = GPT()
 
 
 def _flax_shardings(mesh):
@@ -141,7 +106,7 @@ def _assert_same_values(a, b):
 
 @pytest.mark.parametrize("kind", ["auto", "explicit"])
 def test_linen_init_with_mesh_lays_out_each_leaf_with_the_unsharded_values(kind):
-    mesh = _mesh(kind)
+    mesh = make_mesh(kind)
     plain = jaxinit.flax.init(MODEL, jax.random.key(0), TOKENS, rules=RULES)
     sharded = jaxinit.flax.init(
         MODEL, jax.random.key(0), TOKENS, rules=RULES, mesh=mesh, axis_rules=AXIS_RULES
@@ -152,7 +117,7 @@ def test_linen_init_with_mesh_lays_out_each_leaf_with_the_unsharded_values(kind)
 
 
 def test_linen_init_under_set_mesh_and_axis_rules_context():
-    mesh = _mesh()
+    mesh = make_mesh()
     plain = jaxinit.flax.init(MODEL, jax.random.key(0), TOKENS, rules=RULES)
     with jax.set_mesh(mesh), nn.logical_axis_rules(AXIS_RULES):
         sharded = jaxinit.flax.init(MODEL, jax.random.key(0), TOKENS, rules=RULES)
@@ -161,7 +126,7 @@ def test_linen_init_under_set_mesh_and_axis_rules_context():
 
 
 def test_leaves_no_rule_selects_come_from_flax_init_laid_out_as_flaxs_recipe():
-    mesh = _mesh()
+    mesh = make_mesh()
     only_heads = [("*/head/kernel", jaxinit.flax.zeros())]
     sharded = jaxinit.flax.init(
         MODEL, jax.random.key(0), TOKENS, rules=only_heads, mesh=mesh, axis_rules=AXIS_RULES
@@ -184,7 +149,7 @@ def test_leaves_no_rule_selects_come_from_flax_init_laid_out_as_flaxs_recipe():
 
 
 def test_no_device_holds_a_whole_leaf_it_does_not_own():
-    mesh = _mesh()
+    mesh = make_mesh()
     before = {id(a) for a in jax.live_arrays()}
     sharded = jaxinit.flax.init(
         MODEL, jax.random.key(0), TOKENS, rules=RULES, mesh=mesh, axis_rules=AXIS_RULES
@@ -223,7 +188,7 @@ _SPECS = {"rows+cols": P("data", "model"), "rows": P(("data", "model")), "cols":
 def test_draw_programs_compute_only_their_shard(scheme, spec):
     """The compiled draw of a sharded leaf: its output is the device's block, and no buffer of
     its per-device program is as big as the leaf (threefry may draw a block twice as wide)."""
-    mesh, shape = _mesh(), (1024, 512)
+    mesh, shape = make_mesh(), (1024, 512)
     init = {
         "normal": jaxinit.flax.normal(0.02),
         "trunc_normal": jaxinit.flax.trunc_normal(std=0.02),
@@ -249,7 +214,7 @@ def test_draw_programs_compute_only_their_shard(scheme, spec):
 
 
 def test_reinit_with_mesh_draws_an_abstract_tree_into_its_shardings():
-    mesh = _mesh()
+    mesh = make_mesh()
     abstract = jax.eval_shape(MODEL.init, jax.random.key(0), TOKENS)
     plain = jaxinit.flax.init(MODEL, jax.random.key(0), TOKENS, rules=RULES)
     with nn.logical_axis_rules(AXIS_RULES):
@@ -264,22 +229,6 @@ def test_reinit_with_mesh_draws_an_abstract_tree_into_its_shardings():
 # NNX (issue 15)
 
 
-class NNXNet(nnx.Module):
-    def __init__(self, rngs: nnx.Rngs):
-        kernel = nnx.with_partitioning(nnx.initializers.lecun_normal(), (None, "model"))
-        logical = nnx.with_partitioning(nnx.initializers.lecun_normal(), ("embed", "mlp"))
-        self.a = nnx.Linear(64, 128, kernel_init=kernel, rngs=rngs)
-        self.b = nnx.Linear(
-            128,
-            64,
-            kernel_init=logical,
-            bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("embed",)),
-            rngs=rngs,
-        )
-        self.norm = nnx.LayerNorm(64, rngs=rngs)
-        self.drop = nnx.Dropout(0.1, rngs=rngs)
-
-
 def _nnx_leaves(module):
     return [(p, v) for p, v in nnx.iter_graph(module) if isinstance(v, nnx.Variable)]
 
@@ -287,7 +236,7 @@ def _nnx_leaves(module):
 @pytest.mark.parametrize("kind", ["auto", "explicit"])
 @pytest.mark.parametrize("how", ["set_mesh", "mesh="])
 def test_nnx_init_under_a_mesh_equals_eager_build_and_reinit(kind, how):
-    mesh = _mesh(kind)
+    mesh = make_mesh(kind)
     rules = jaxinit.flax.TORCH_DEFAULTS
     with jax.set_mesh(mesh), nn.logical_axis_rules(AXIS_RULES):
         eager = jaxinit.flax.reinit(NNXNet(nnx.Rngs(0)), rules, key=jax.random.key(0))
@@ -312,7 +261,7 @@ def test_nnx_init_under_a_mesh_equals_eager_build_and_reinit(kind, how):
     assert built.b.kernel.get_value().sharding.spec == P("data", "model")
 
 
-def test_nnx_trace_cache_follows_the_mesh():
+def test_nnx_trace_cache_follows_themake_mesh():
     def build(mesh, rules=AXIS_RULES):
         return jaxinit.flax.init(
             NNXNet,
@@ -322,9 +271,9 @@ def test_nnx_trace_cache_follows_the_mesh():
             axis_rules=rules,
         )
 
-    first = build(_mesh())
+    first = build(make_mesh())
     other = build(jax.make_mesh((2, 4), ("data", "model")))
-    swapped = build(_mesh(), (("embed", "model"), ("mlp", "data")))
+    swapped = build(make_mesh(), (("embed", "model"), ("mlp", "data")))
     assert {s.data.shape for s in first.a.kernel.get_value().addressable_shards} == {(64, 64)}
     assert {s.data.shape for s in other.a.kernel.get_value().addressable_shards} == {(64, 32)}
     assert swapped.b.kernel.get_value().sharding.spec == P("model", "data")
@@ -348,7 +297,7 @@ def test_checkpoint_into_a_sharded_target_reads_each_block_once(tmp_path, monkey
         return out
 
     monkeypatch.setattr(sources.Checkpoint, "read", recording)
-    mesh = _mesh()
+    mesh = make_mesh()
     abstract = jax.eval_shape(MODEL.init, jax.random.key(0), TOKENS)
     loaded = port.from_torch(path, abstract, mesh=mesh, axis_rules=AXIS_RULES)
     _check_layout(loaded, mesh)
