@@ -48,9 +48,6 @@ class ArraySource:
     def __getitem__(self, name: str) -> np.ndarray:
         return self._values[name]
 
-    def owned(self, name: str) -> bool:
-        return False  # a box is a view of the caller's (or torch's) memory
-
     def read(self, name: str, box: Box) -> np.ndarray:
         return np.asarray(self._values[name])[box]
 
@@ -160,22 +157,27 @@ class Loader:
         arrays = [self.source.read(k, _full(self.source[k].shape)) for k in step.keys]
         return tuple(np.asarray(x) for x in step.group.fwd(*arrays))
 
-    def _block(self, fill: _Fill, index: tuple[slice, ...], whole: Any) -> np.ndarray:
-        """The block ``index`` of a filled leaf, converted, in the leaf's dtype, owned."""
+    def _block(
+        self, fill: _Fill, index: tuple[slice, ...], whole: Any, copy: bool = True
+    ) -> np.ndarray:
+        """The block ``index`` of a filled leaf, converted, in the leaf's dtype.
+
+        A read is a view of the mapped file or of the caller's (torch's)
+        memory. With ``copy``, a contiguous view is copied (on CPU,
+        ``device_put`` may alias an aligned contiguous host buffer); a strided
+        view (a transposed kernel) is copied by ``device_put`` itself,
+        transposed on the way. Without, the caller guarantees the one copy.
+        """
         dtype = self.tgt.leaves[fill.leaf].dtype
         if fill.view is None:
             x = whole()[fill.out][index]
-            owned = False
         else:
             name = self.steps[fill.step].keys[fill.view.source]
             box, arrange = fill.view.box(index)
             x = arrange(self.source.read(name, box))
-            owned = self.source.owned(name)
         if x.dtype != dtype:
             return x.astype(dtype)
-        # On CPU, device_put may alias an aligned contiguous host buffer: never
-        # let it alias memory that someone else (torch, the caller) can change.
-        if not owned and x.flags.c_contiguous and not x.flags.owndata:
+        if copy and x.flags.c_contiguous and not x.flags.owndata:
             return np.array(x, copy=True)
         return x
 
@@ -208,8 +210,9 @@ class Loader:
         everything = tuple(slice(0, n) for n in leaf.shape)
         if isinstance(where, str):  # a numpy leaf stays numpy
             return np.array(self._block(fill, everything, whole), copy=True)
-        if where is None:
-            return _settled(jax.device_put(self._block(fill, everything, whole)))
+        if where is None or len(where.device_set) == 1:  # one block: straight from the map
+            x = self._block(fill, everything, whole, copy=False)
+            return _settled(jax.device_put(x, where, may_alias=False))
         blocks: dict[Any, np.ndarray] = {}
 
         def callback(index: Any) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Three formats, each read one tensor (or one box of a tensor) at a time:
 
-- ``.safetensors``, through the ``safetensors`` package's numpy API
-  (``safe_open`` / ``get_slice``; no torch needed). Only the bytes of the
-  requested box are read from the memory-mapped file.
+- ``.safetensors``, opened and checked with the ``safetensors`` package's
+  numpy API (``safe_open``; no torch needed) and read through a read-only
+  memory map: only the pages of the requested box are read, and no copy is
+  made before the one that puts the box on its device.
 - a sharded Hugging Face checkpoint: ``*.safetensors.index.json`` (its
   ``weight_map`` names the shard holding each tensor; each shard is opened
   when first read) or ``pytorch_model.bin.index.json``; or the directory
@@ -21,6 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -82,14 +84,24 @@ def _placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 class _Safetensors:
-    """One ``.safetensors`` file, opened lazily with ``safe_open(framework="numpy")``."""
+    """One ``.safetensors`` file: opened and checked by ``safe_open``, read through a memory map.
 
-    owned = True  # a read returns a fresh array
+    ``safe_open(framework="numpy")`` validates the file and gives each
+    tensor's shape and dtype. The data is then read through a read-only
+    numpy memory map of the same file, at the offsets the (documented)
+    header gives: a box is a view of the page cache, and the one copy made of
+    it is the one that puts it on the device (transposed on the way, where
+    the conversion transposes). safetensors' own numpy reads would copy each
+    box once more first.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._handle: Any = None
         self._ctx: Any = None
+        self._header: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
+        self._data: np.memmap | None = None
+        self._offsets: dict[str, int] = {}
 
     def handle(self) -> Any:
         if self._handle is None:
@@ -101,33 +113,51 @@ class _Safetensors:
         return self._handle
 
     def header(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        h = self.handle()
-        out = {}
-        for name in h.keys():
-            s = h.get_slice(name)
-            code = s.get_dtype()
-            if code not in DTYPES:
-                raise TypeError(
-                    f"from_torch: tensor {name!r} in {self.path} is {code}, which safetensors' "
-                    f"numpy API cannot read; supported: {', '.join(DTYPES)}. Convert the "
-                    "checkpoint (e.g. to BF16) with torch first"
-                )
-            out[name] = (tuple(int(d) for d in s.get_shape()), np.dtype(DTYPES[code]))
-        return out
+        if self._header is None:
+            h = self.handle()
+            out = {}
+            for name in h.keys():
+                s = h.get_slice(name)
+                code = s.get_dtype()
+                if code not in DTYPES:
+                    raise TypeError(
+                        f"from_torch: tensor {name!r} in {self.path} is {code}, which "
+                        f"safetensors' numpy API cannot read; supported: {', '.join(DTYPES)}. "
+                        "Convert the checkpoint (e.g. to BF16) with torch first"
+                    )
+                out[name] = (tuple(int(d) for d in s.get_shape()), np.dtype(DTYPES[code]))
+            self._header = out
+        return self._header
+
+    def _map(self) -> np.memmap:
+        if self._data is None:
+            with open(self.path, "rb") as f:  # 8 bytes: the JSON header's length, little-endian
+                size = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(size))
+            self._offsets = {
+                name: 8 + size + int(entry["data_offsets"][0])
+                for name, entry in header.items()
+                if name != "__metadata__"
+            }
+            self._data = np.memmap(self.path, dtype=np.uint8, mode="r")
+        return self._data
 
     def read(self, name: str, box: Box) -> np.ndarray:
-        return np.asarray(self.handle().get_slice(name)[box])
+        shape, dtype = self.header()[name]
+        if sys.byteorder != "little":  # the file is little-endian: let safetensors convert
+            return np.asarray(self.handle().get_slice(name)[box])
+        data = self._map()
+        return np.ndarray(shape, dtype, buffer=data, offset=self._offsets[name])[box]
 
     def close(self) -> None:
         if self._ctx is not None:
             self._ctx.__exit__(None, None, None)
         self._handle = self._ctx = None
+        self._data = None
 
 
 class _TorchFile:
     """A ``torch.save`` d state_dict, memory-mapped by ``torch.load``."""
-
-    owned = False  # a read is a view of torch's (mapped) storage
 
     def __init__(self, path: Path):
         self.path = path
@@ -229,12 +259,12 @@ class Checkpoint(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._meta)
 
-    def owned(self, name: str) -> bool:
-        """Whether a read of ``name`` returns a fresh array (not a view of someone's memory)."""
-        return self._readers[name].owned
-
     def read(self, name: str, box: Box) -> np.ndarray:
-        """The box ``box`` (one ``slice`` per axis, step 1) of tensor ``name``."""
+        """The box ``box`` (one ``slice`` per axis, step 1) of tensor ``name``.
+
+        A view of the mapped file (or of torch's mapped storage), read-only:
+        the caller copies what it keeps.
+        """
         shape, dtype = self._meta[name]
         block = tuple(len(range(*s.indices(n))) for s, n in zip(box, shape))
         if 0 in block:
