@@ -97,6 +97,35 @@ def test_safetensors_file_loads_like_the_torch_module_and_runs_like_torch(tmp_pa
     assert read == {k: v.numpy().nbytes for k, v in state.items() if "num_batches" not in k}
 
 
+def _aligned_checkpoint(path, tensors: dict) -> None:
+    """A safetensors file whose first tensor starts 64-byte aligned in the file (and so in a
+    memory map of it), padding the header's metadata until it does."""
+    for pad in range(64):
+        safetensors.numpy.save_file(tensors, str(path), metadata={"pad": "x" * pad})
+        with open(path, "rb") as f:
+            if (8 + int.from_bytes(f.read(8), "little")) % 64 == 0:
+                return
+    raise AssertionError("no padding aligns the data")
+
+
+@pytest.mark.parametrize("mesh_shape", [None, (8,)])
+def test_loaded_arrays_do_not_share_memory_with_the_file(tmp_path, mesh_shape):
+    """On CPU, device_put aliases an aligned contiguous buffer, a memory map's included:
+    the loaded model must not change when the file does (nor live in a read-only map)."""
+    path = tmp_path / "embed.safetensors"
+    table = np.random.default_rng(0).standard_normal((1024, 64), dtype=np.float32)
+    _aligned_checkpoint(path, {"weight": table})
+    fmod = nn.Embed(1024, 64)
+    mesh = jax.make_mesh(mesh_shape, ("model",)) if mesh_shape else None
+    loaded = port.from_torch(path, abstract_init(fmod, np.zeros((1,), np.int32)), mesh=mesh)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:  # overwrite the tensor's bytes in place (the mapped pages)
+        header = 8 + int.from_bytes(f.read(8), "little")
+        f.seek(header)
+        f.write(b"\x7f" * (size - header))
+    np.testing.assert_array_equal(loaded["params"]["embedding"], table)
+
+
 def test_path_objects_and_strings_are_both_accepted(tmp_path):
     path = tmp_path / "model.safetensors"
     _save(TALL, path)

@@ -157,16 +157,16 @@ class Loader:
         arrays = [self.source.read(k, _full(self.source[k].shape)) for k in step.keys]
         return tuple(np.asarray(x) for x in step.group.fwd(*arrays))
 
-    def _block(
-        self, fill: _Fill, index: tuple[slice, ...], whole: Any, copy: bool = True
-    ) -> np.ndarray:
+    def _block(self, fill: _Fill, index: tuple[slice, ...], whole: Any) -> np.ndarray:
         """The block ``index`` of a filled leaf, converted, in the leaf's dtype.
 
-        A read is a view of the mapped file or of the caller's (torch's)
-        memory. With ``copy``, a contiguous view is copied (on CPU,
-        ``device_put`` may alias an aligned contiguous host buffer); a strided
-        view (a transposed kernel) is copied by ``device_put`` itself,
-        transposed on the way. Without, the caller guarantees the one copy.
+        A read is a view of the memory-mapped file or of the caller's (torch's)
+        memory. On CPU, ``device_put`` aliases an aligned contiguous host
+        buffer, a memory map's included (``may_alias=False`` or not): a
+        contiguous view is copied here, so that no array is backed by the
+        file (which may change, or be donated into). A strided view (a
+        transposed kernel) cannot be aliased: ``device_put`` copies it,
+        transposed on the way, and that is its only copy.
         """
         dtype = self.tgt.leaves[fill.leaf].dtype
         if fill.view is None:
@@ -177,7 +177,7 @@ class Loader:
             x = arrange(self.source.read(name, box))
         if x.dtype != dtype:
             return x.astype(dtype)
-        if copy and x.flags.c_contiguous and not x.flags.owndata:
+        if x.flags.c_contiguous and not x.flags.owndata:
             return np.array(x, copy=True)
         return x
 
@@ -210,9 +210,11 @@ class Loader:
         everything = tuple(slice(0, n) for n in leaf.shape)
         if isinstance(where, str):  # a numpy leaf stays numpy
             return np.array(self._block(fill, everything, whole), copy=True)
-        if where is None or len(where.device_set) == 1:  # one block: straight from the map
-            x = self._block(fill, everything, whole, copy=False)
-            return _settled(jax.device_put(x, where, may_alias=False))
+        if where is None or len(where.device_set) == 1:  # one block
+            x = self._block(fill, everything, whole)
+            out = jax.device_put(x, where)
+            # a host copy of ours is freed before the next read; a view of the map is no memory
+            return _settled(out) if x.base is None else out
         blocks: dict[Any, np.ndarray] = {}
 
         def callback(index: Any) -> np.ndarray:
