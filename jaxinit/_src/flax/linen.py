@@ -11,6 +11,7 @@ the flax layout as a guess (see :func:`jaxinit._src.layers.leaf.flax_layout`).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from jaxinit._src import compat
+from jaxinit._src.flax import sharding as S
 from jaxinit._src.flax.common import is_box, params_key, rebox, unbox
 from jaxinit._src.flax.nnx_init import nnx_init
 from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
@@ -116,7 +118,7 @@ _LINEN_HINT = (
 )
 
 
-def _linen_reinit(target, rules, key, strict, unmatched, donate, model, args, kwargs):
+def _linen_reinit(target, rules, key, strict, unmatched, donate, model, args, kwargs, mesh):
     modules = None
     collections = True
     if model is not None:
@@ -127,9 +129,10 @@ def _linen_reinit(target, rules, key, strict, unmatched, donate, model, args, kw
     jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return target
-    new = draw_jobs(
-        params_key(key, "jaxinit.flax.reinit"), jobs, [leaf.value for leaf in leaves], donate
-    )
+    if mesh is not None:  # drawn straight into the sharding each leaf's box names
+        shardings = S.linen_shardings(boxed, mesh)
+        jobs = [dataclasses.replace(job, sharding=shardings[job.index]) for job in jobs]
+    new = draw_jobs(params_key(key, "", check=False), jobs, [leaf.value for leaf in leaves], donate)
     out = list(boxed)
     for job, x in zip(jobs, new):
         out[job.index] = rebox(out[job.index], x)
@@ -165,14 +168,19 @@ def nnx_leaves(module: nnx.Module) -> tuple[list[Any], list[Leaf]]:
     return [v for _, v in variables], make_leaves(paths, values, owners_of, flax_layout)
 
 
-def _nnx_reinit(module, rules, key, strict, unmatched, donate):
+def _nnx_reinit(module, rules, key, strict, unmatched, donate, mesh):
     variables, leaves = nnx_leaves(module)
     jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return module
-    new = draw_jobs(
-        params_key(key, "jaxinit.flax.reinit"), jobs, [leaf.value for leaf in leaves], donate
-    )
+    if mesh is not None:  # drawn straight into the sharding each Variable's metadata names
+        jobs = [
+            dataclasses.replace(job, sharding=s)
+            if (s := S.nnx_sharding(variables[job.index], mesh)) is not None
+            else job
+            for job in jobs
+        ]
+    new = draw_jobs(params_key(key, "", check=False), jobs, [leaf.value for leaf in leaves], donate)
     for job, x in zip(jobs, new):  # only now, when every draw succeeded
         variables[job.index].set_value(x)
     return module
@@ -193,6 +201,8 @@ def reinit(
     model: nn.Module | None = None,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    axis_rules: Sequence[tuple[str, Any]] | None = None,
 ) -> Any:
     """Re-initializes the Flax parameters (and other variables) the rules select.
 
@@ -220,6 +230,14 @@ def reinit(
       model, args, kwargs: for a Linen dict, the model (and the inputs of
         ``model.init``) so class selectors know each module's class; traced
         abstractly, nothing is computed.
+      mesh: a ``jax.sharding.Mesh`` (default: the one ``jax.set_mesh`` set, if
+        any) to draw each re-initialized leaf straight into the
+        ``NamedSharding`` its partitioning metadata names (an
+        ``nn.Partitioned``/``nn.LogicallyPartitioned`` box, an NNX
+        ``out_sharding``; a Linen leaf without a box is replicated). Without a
+        mesh, each leaf keeps its own sharding. Values never depend on it.
+      axis_rules: logical axis rules for ``nn.LogicallyPartitioned`` boxes
+        (default: the ``nn.logical_axis_rules`` context).
 
     Returns:
       The re-initialized target. Unmatched leaves are the very same objects;
@@ -234,19 +252,22 @@ def reinit(
     """
     rules_t = as_rules(rules)
     params_key(key, "jaxinit.flax.reinit")  # the key is checked before anything is done
-    if isinstance(target, nnx.Module):
-        return _nnx_reinit(target, rules_t, key, strict, unmatched, donate)
-    return _linen_reinit(
-        target,
-        rules_t,
-        key,
-        strict,
-        unmatched,
-        donate,
-        model,
-        tuple(args),
-        dict(kwargs or {}),
-    )
+    mesh = S.context_mesh(mesh)
+    with S.axis_rules_context(axis_rules):
+        if isinstance(target, nnx.Module):
+            return _nnx_reinit(target, rules_t, key, strict, unmatched, donate, mesh)
+        return _linen_reinit(
+            target,
+            rules_t,
+            key,
+            strict,
+            unmatched,
+            donate,
+            model,
+            tuple(args),
+            dict(kwargs or {}),
+            mesh,
+        )
 
 
 _INIT_REST_CACHE: dict[Any, Any] = {}
@@ -254,7 +275,11 @@ _INIT_REST_CACHE_SIZE = 16
 
 
 def _init_rest(
-    model: nn.Module, in_tree: Any, static: tuple[Any, ...], rest: tuple[int, ...]
+    model: nn.Module,
+    in_tree: Any,
+    static: tuple[Any, ...],
+    rest: tuple[int, ...],
+    shardings: tuple[Any, ...] | None = None,
 ) -> Any:
     """A jitted ``model.init`` returning only the leaves ``rest``, cached per model and call.
 
@@ -262,7 +287,7 @@ def _init_rest(
     holds the model, so the identity stays valid).
     """
     try:
-        cache_key = (id(model), in_tree, static, rest)
+        cache_key = (id(model), in_tree, static, rest, shardings)
         hash(cache_key)
     except TypeError:
         cache_key = None
@@ -281,7 +306,7 @@ def _init_rest(
         full = jax.tree_util.tree_flatten(variables, is_leaf=is_box)[0]
         return [full[i] for i in rest]
 
-    jitted = jax.jit(run)
+    jitted = jax.jit(run, out_shardings=None if shardings is None else list(shardings))
     if cache_key is not None:
         if len(_INIT_REST_CACHE) >= _INIT_REST_CACHE_SIZE:
             _INIT_REST_CACHE.pop(next(iter(_INIT_REST_CACHE)))
@@ -296,6 +321,8 @@ def init(
     rules: Any,
     strict: bool = True,
     unmatched: Unmatched = "keep",
+    mesh: jax.sharding.Mesh | None = None,
+    axis_rules: Sequence[tuple[str, Any]] | None = None,
     **kwargs: Any,
 ) -> Any:
     """``model.init(key, *args, **kwargs)`` with the rules applied, with few cached programs.
@@ -326,6 +353,16 @@ def init(
     rngs=nnx.Rngs(key)), rules, key=key)`` bit for bit, RNG state included.
     The constructor must be traceable (as under ``nnx.eval_shape``).
 
+    **Sharded.** With ``mesh=`` (or under ``jax.set_mesh(mesh)``) each leaf
+    is drawn straight into the ``NamedSharding`` its partitioning metadata
+    names (Linen ``nn.Partitioned``, ``nn.LogicallyPartitioned`` with
+    ``axis_rules``, NNX ``out_sharding``; a Linen leaf without a box is
+    replicated, as ``nn.get_sharding`` does): each device computes only its
+    own shards, and no device ever holds a whole leaf it does not own. The
+    values equal the unsharded init's bit for bit (jax's partitionable
+    threefry). An NNX module equals the eager build under that mesh followed
+    by ``reinit``, shardings included.
+
     Args:
       model: a Linen module; or an NNX module class, or a function taking the
         constructor's arguments and ``rngs=`` and returning an NNX module.
@@ -337,6 +374,11 @@ def init(
       strict: if ``True``, a non-optional rule that matches nothing is an error.
       unmatched: ``"keep"`` (default: Flax's own init for leaves no rule
         selects) or ``"error"``.
+      mesh: a ``jax.sharding.Mesh`` to lay the leaves out on (default: the
+        one ``jax.set_mesh`` set, if any; none: Flax's own placement).
+      axis_rules: logical axis rules, ``[(logical_name, mesh_axes), ...]``,
+        for ``nn.LogicallyPartitioned`` boxes and NNX ``out_sharding`` names
+        (default: the ``nn.logical_axis_rules`` context).
       **kwargs: ``model.init``'s keyword arguments (``method=``, ``train=``...),
         or the NNX constructor's (not ``rngs``: it comes from ``key``).
 
@@ -356,7 +398,31 @@ def init(
     True
     """
     if not isinstance(model, nn.Module):  # NNX: a module class or a function building one
-        return nnx_init(model, key, args, kwargs, rules=rules, strict=strict, unmatched=unmatched)
+        return nnx_init(
+            model,
+            key,
+            args,
+            kwargs,
+            rules=rules,
+            strict=strict,
+            unmatched=unmatched,
+            mesh=mesh,
+            axis_rules=axis_rules,
+        )
+    with S.axis_rules_context(axis_rules):
+        return _linen_init(model, key, args, kwargs, rules, strict, unmatched, S.context_mesh(mesh))
+
+
+def _linen_init(
+    model: nn.Module,
+    key: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    rules: Any,
+    strict: bool,
+    unmatched: Unmatched,
+    mesh: jax.sharding.Mesh | None,
+) -> Any:
     rules_t = as_rules(rules)
     rule_key = params_key(key, "jaxinit.flax.init")
     flat_in, in_tree = jax.tree_util.tree_flatten((args, kwargs))
@@ -365,6 +431,9 @@ def init(
     abstract, modules = record_modules(model, key, args, kwargs)
     boxed, treedef, leaves = linen_leaves(abstract, modules, collections=True)
     jobs = plan(leaves, rules_t, strict, unmatched, abstract_ok=True)
+    shardings = S.linen_shardings(boxed, mesh) if mesh is not None else None
+    if shardings is not None:  # each leaf drawn straight into the sharding its box names
+        jobs = [dataclasses.replace(job, sharding=shardings[job.index]) for job in jobs]
     replaced = {job.index for job in jobs}
     out = list(boxed)
     rest = [i for i in range(len(boxed)) if i not in replaced]
@@ -375,6 +444,7 @@ def init(
             in_tree,
             tuple(flat_in[i] if i not in dynamic else None for i in range(len(flat_in))),
             tuple(rest),
+            None if shardings is None else tuple(shardings[i] for i in rest),
         )
         for i, x in zip(rest, run(key, [flat_in[i] for i in dynamic])):
             out[i] = x

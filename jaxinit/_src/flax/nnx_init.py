@@ -29,9 +29,12 @@ from typing import Any
 
 import jax
 from flax import nnx
+from flax.core import spmd as flax_spmd
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxinit._src.compat import empty_defaults_tolerated, jaxpr_as_fun, prune_jaxpr
 from jaxinit._src.core.initializer import is_traced
+from jaxinit._src.flax import sharding as S
 from jaxinit._src.flax.common import params_key
 from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
 from jaxinit._src.tree.draw import draw_jobs
@@ -84,9 +87,12 @@ class TracedModule:
             output = {j: n for n, j in enumerate(traced)}  # state leaf -> jaxpr output
             keep = [output[i] for i in indices if i not in self.static]
             pruned = self.rest[indices] = prune_jaxpr(self.jaxpr, keep)
-        # a constant output comes back as the jaxpr's literal: put it on a device, as eager does
+        # a constant output comes back as the jaxpr's literal: put it on a device, as eager
+        # does (replicated over the mesh an eager build runs under, if any)
+        mesh = S.context_mesh()
+        where = None if mesh is None else NamedSharding(mesh, PartitionSpec())
         values = iter(
-            x if isinstance(x, jax.Array) else jax.device_put(x)
+            x if isinstance(x, jax.Array) else jax.device_put(x, where)
             for x in jaxpr_as_fun(pruned)(*key_leaves)
         )
         return [copy.copy(self.static[i]) if i in self.static else next(values) for i in indices]
@@ -115,6 +121,7 @@ def trace_nnx(
             "(nnx.Rngs(key), or nnx.Rngs(**key) for a dict of keys); do not pass rngs="
         )
     key_leaves, key_tree = jax.tree_util.tree_flatten(key)
+    mesh = S.context_mesh()  # an eager build under it shards by the metadata
     try:
         cache_key: Any = (
             factory,
@@ -122,6 +129,9 @@ def trace_nnx(
             tuple(sorted(kwargs.items())),
             key_tree,
             tuple(_abstract(k) for k in key_leaves),
+            mesh,
+            jax.sharding.get_abstract_mesh(),
+            flax_spmd.get_logical_axis_rules(),
         )
         hash(cache_key)
     except TypeError:
@@ -149,6 +159,11 @@ def trace_nnx(
                 modules[tuple(str(p) for p in path)] = node
         captured.update(graphdef=graphdef, treedef=treedef, modules=modules)
         captured["paths"] = [_state_path(kp) for kp, _ in flat]
+        # Where an eager build under the mesh puts each leaf: its metadata's sharding.
+        variables = jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+        captured["shardings"] = [
+            S.nnx_sharding(v, mesh) if isinstance(v, nnx.Variable) else None for v in variables
+        ]
         # A value the constructor did not compute with jax (a Python number, a numpy
         # array) stays that object, as in an eager build; only traced values are outputs.
         captured["static"] = {i: value for i, (_, value) in enumerate(flat) if not is_traced(value)}
@@ -159,6 +174,9 @@ def trace_nnx(
     paths: list[tuple[str, ...]] = captured["paths"]
     modules: dict[tuple[str, ...], Any] = captured["modules"]
     static: dict[int, Any] = captured["static"]
+    shardings: list[Any] = captured["shardings"]
+    if len(shardings) != len(paths):  # a Variable holding a pytree: no per-leaf metadata
+        shardings = [None] * len(paths)
     outputs = iter(traced.out_info)
     values = []
     for i in range(len(paths)):
@@ -166,7 +184,7 @@ def trace_nnx(
             values.append(static[i])
         else:
             out = next(outputs)
-            values.append(jax.ShapeDtypeStruct(out.shape, out.dtype))
+            values.append(jax.ShapeDtypeStruct(out.shape, out.dtype, sharding=shardings[i]))
 
     def owners_of(i: int) -> tuple[Owner, ...]:
         path = paths[i]
@@ -207,8 +225,32 @@ def nnx_init(
     rules: Any,
     strict: bool,
     unmatched: Unmatched,
+    mesh: jax.sharding.Mesh | None = None,
+    axis_rules: Any = None,
 ) -> Any:
-    """``jaxinit.flax.init`` for an NNX module class or factory (see its docstring)."""
+    """``jaxinit.flax.init`` for an NNX module class or factory (see its docstring).
+
+    With ``mesh`` (or under ``jax.set_mesh``), the module is built as an eager
+    build under that mesh builds it: each leaf drawn straight into the sharding
+    its ``out_sharding`` metadata names.
+    """
+    mesh = S.context_mesh(mesh)
+    if mesh is None:
+        with S.axis_rules_context(axis_rules):
+            return _nnx_init(factory, key, args, kwargs, rules, strict, unmatched)
+    with jax.set_mesh(mesh), S.axis_rules_context(axis_rules):
+        return _nnx_init(factory, key, args, kwargs, rules, strict, unmatched)
+
+
+def _nnx_init(
+    factory: Callable[..., Any],
+    key: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    rules: Any,
+    strict: bool,
+    unmatched: Unmatched,
+) -> Any:
     if isinstance(factory, nnx.Module):
         raise TypeError(
             "jaxinit.flax.init builds an NNX module: pass its class (or a function building "

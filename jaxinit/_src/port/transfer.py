@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxinit._src.port import checks as K
 from jaxinit._src.port import convert as C
+from jaxinit._src.port import files as F
 from jaxinit._src.port import names as N
 from jaxinit._src.port import review as R
 from jaxinit._src.port import target as T
@@ -295,6 +296,8 @@ def from_torch(
     kwargs: Mapping[str, Any] | None = None,
     torch_types: Mapping[str, Any] | None = None,
     check_hyperparameters: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
+    axis_rules: Sequence[tuple[str, Any]] | None = None,
 ) -> Any:
     """Loads a PyTorch model's weights into its Flax (Linen or NNX) or Equinox port.
 
@@ -316,7 +319,11 @@ def from_torch(
     Args:
       source: a torch ``nn.Module`` (layer types known), or a state_dict / any
         mapping ``name -> tensor or array`` (e.g. from ``safetensors``; layer
-        types then come from the target).
+        types then come from the target), or a checkpoint path (``str`` or
+        ``os.PathLike``): a ``.safetensors`` file (no torch needed), a sharded
+        checkpoint's ``*.index.json`` or the directory holding it, or a
+        ``.bin``/``.pt`` file (torch needed). A file is read lazily, tensor by
+        tensor, and each process reads only the boxes its shards need.
       target: a Linen variables or params dict (a new one is returned), an
         NNX module (updated in place and returned) or an Equinox module (a new
         one is returned). Abstract leaves (``jax.ShapeDtypeStruct``, e.g. from
@@ -348,6 +355,9 @@ def from_torch(
         an Embedding's ``max_norm``) and refuse a port whose layers would
         compute something else. ``False`` skips the comparison (a
         difference you intend).
+      mesh, axis_rules: build each filled leaf in the ``NamedSharding`` its
+        partitioning metadata names on this mesh (default: the one
+        ``jax.set_mesh`` set), as ``jaxinit.flax.init(..., mesh=)`` does.
 
     Returns:
       The target, filled: each leaf keeps its dtype, sharding and any
@@ -369,6 +379,13 @@ def from_torch(
     >>> variables = model.init(jax.random.key(0), jnp.ones((1, 4)))  # doctest: +SKIP
     >>> variables = jaxinit.port.from_torch(torch_model, variables)  # doctest: +SKIP
     """
+    mesh = F.context_mesh(mesh)
+    if F.is_path(source) or mesh is not None:  # read lazily, box by box, into each sharding
+        with F.opened(source) as src:
+            layers, tgt, plan = _prepare(src, target, model, args, kwargs, rename, torch_types)
+            loader = F.Loader(F.reader(src, layers), tgt, plan.steps, _check_dtype)
+            _report("from_torch", plan, strict, tgt, F.shapes(layers), loader.mismatches)
+            return tgt.write(loader.load(F.placement(tgt, target, mesh, axis_rules)))
     tgt, out = convert(
         source,
         target,
@@ -415,6 +432,7 @@ def to_torch(
     kwargs: Mapping[str, Any] | None = None,
     torch_types: Mapping[str, Any] | None = None,
     check_hyperparameters: bool = True,
+    template: Any = None,
 ) -> Any:
     """Loads a JAX model's weights back into PyTorch: the reverse of :func:`from_torch`.
 
@@ -437,18 +455,32 @@ def to_torch(
       torch_target: a torch ``nn.Module`` (updated in place, under
         ``torch.no_grad()``, and returned), or a state_dict / mapping of
         tensors or arrays giving the names and shapes (a new dict with the
-        same keys, dtypes and devices is returned).
+        same keys, dtypes and devices is returned), or a ``.safetensors``
+        path to write (streamed tensor by tensor, ties stored once; from
+        several processes, process 0 writes).
       model, args, kwargs, rename, strict, torch_types, check_hyperparameters: as for
         :func:`from_torch` (``rename`` still maps torch names to JAX names).
+      template: for a file ``torch_target``: the torch names, shapes and
+        dtypes to write (a torch ``nn.Module``, its state_dict, or a
+        checkpoint path). No torch is needed unless it is a torch object.
 
     Returns:
-      The torch module, or a new state_dict.
+      The torch module, a new state_dict, or the path written.
 
     Raises:
       ValueError: as :func:`from_torch`; nothing is changed.
 
     >>> torch_model = jaxinit.port.to_torch(variables, torch_model)  # doctest: +SKIP
     """
+    if F.is_path(torch_target):  # a .safetensors file, written tensor by tensor
+        with F.template(template, torch_target) as like:
+            layers, aliases = P.torch_layers(like, values=False)
+            N.glob_kinds(layers, torch_types)
+            tgt = T.collect(source, model, args, kwargs)
+            plan = make_plan(layers, aliases, tgt, rename)
+            writer = F.Writer(torch_target, like, layers, aliases, tgt, plan.steps, strict)
+            _report("to_torch", plan, strict, tgt, F.shapes(layers), writer.mismatches)
+            return writer.write()
     layers, aliases = P.torch_layers(torch_target, values=False)
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(source, model, args, kwargs)

@@ -50,11 +50,15 @@ import jax
 import numpy as np
 
 from jaxinit._src.core.distribution import Distribution
+from jaxinit._src.core.dtypes import check_key
 from jaxinit._src.core.initializer import Initializer
 from jaxinit._src.core.layout import LayoutLike
 from jaxinit._src.layers.leaf import Leaf
 from jaxinit._src.testing.checks import Tests, failures
 from jaxinit._src.testing.ks import ks_pvalue as ks_pvalue
+from jaxinit._src.tree.draw import draw_jobs
+from jaxinit._src.tree.explain import describe_selector
+from jaxinit._src.tree.generic import tree_leaves
 from jaxinit._src.tree.plan import Unmatched, plan
 from jaxinit._src.tree.rules import as_rules
 
@@ -185,14 +189,10 @@ def _leaves(
         return target_leaves(
             tree, args, kwargs, key=key if model is not None else None, model=model
         )
-    from jaxinit._src.tree.generic import tree_leaves
-
     return tree_leaves(tree, "torch" if layout is None else layout)[2]
 
 
 def _rule_text(index: int, rules: Sequence[Any]) -> str:
-    from jaxinit._src.tree.explain import describe_selector
-
     return f"rule {index}, {describe_selector(rules[index].selector)}"
 
 
@@ -268,9 +268,8 @@ def assert_tree_follows(
     elif unmatched != "keep":
         raise ValueError(f"unmatched must be 'keep' or 'error', got {unmatched!r}")
     if key is not None:
-        from jaxinit._src.tree.draw import draw_jobs
-
         rule_key = key["params"] if isinstance(key, Mapping) else key
+        check_key("assert_tree_follows", rule_key)
         expected = draw_jobs(rule_key, jobs, [leaf.value for leaf in leaves])
         for job, want in zip(jobs, expected):
             got = _to_numpy(leaves[job.index].value)
