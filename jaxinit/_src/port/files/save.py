@@ -30,6 +30,7 @@ from jax.experimental import multihost_utils
 
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
+from jaxinit._src.port.checks import tie_groups
 from jaxinit._src.port.files.sources import DTYPES, Checkpoint, is_path, open_checkpoint
 
 __all__ = ["Writer", "template"]
@@ -109,7 +110,10 @@ class Writer:
         self.tgt = tgt
         self.steps = list(steps)
         self.values = {tl.keys[n]: tl.values[n] for tl in layers for n in tl.keys}
-        self.tied = {k: a[0] for k, a in aliases.items() if a}  # written under a[0]
+        # each tie is written once, under its first key in state_dict order
+        self.tied = {
+            alias: group[0] for group in tie_groups(aliases, self.values) for alias in group[1:]
+        }
         self.mismatches: list[str] = []
         self.dtypes = {k: _dtype(v) for k, v in self.values.items()}
         bad = sorted({str(d) for d in self.dtypes.values() if d not in _CODES})
