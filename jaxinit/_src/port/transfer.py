@@ -348,7 +348,9 @@ def from_torch(
         nearest names on the other side), every shape mismatch (with both
         shapes) and every layer that cannot be converted. The target is
         unchanged.
-      ImportError: if torch is needed but not installed.
+      ImportError: if torch (or, for a ``.safetensors`` file, safetensors) is
+        needed but not installed.
+      FileNotFoundError: for a checkpoint path (or a shard) that does not exist.
 
     >>> import torch, flax.linen as nn, jax, jax.numpy as jnp  # doctest: +SKIP
     >>> torch_model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))  # doctest: +SKIP
