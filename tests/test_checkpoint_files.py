@@ -1,4 +1,4 @@
-"""jaxinit.port with checkpoint files: from_torch(path, ...) and to_torch(..., path).
+"""jaxinit.port.from_torch with checkpoint files (to_torch into files: test_checkpoint_write.py).
 
 torch is the oracle twice over: the loaded JAX model must give torch's
 outputs on the same input, and a file must load exactly like the torch
