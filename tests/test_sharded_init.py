@@ -225,6 +225,28 @@ def test_reinit_with_mesh_draws_an_abstract_tree_into_its_shardings():
     _check_layout(drawn, mesh)
 
 
+def test_reinit_with_mesh_keeps_the_sharding_of_leaves_without_metadata():
+    mesh = make_mesh()
+    variables = MODEL.init(jax.random.key(1), TOKENS)
+    own = NamedSharding(mesh, P("data"))
+    ln = variables["params"]["h_0"]["ln"]
+    ln["scale"] = jax.device_put(ln["scale"], own)  # no box: its sharding is its own
+    drawn = jaxinit.flax.reinit(
+        variables,
+        RULES,
+        key=jax.random.key(0),
+        model=MODEL,
+        args=(TOKENS,),
+        mesh=mesh,
+        axis_rules=AXIS_RULES,
+    )
+    assert drawn["params"]["h_0"]["ln"]["scale"].sharding == own
+    fc = drawn["params"]["h_0"]["fc"]["kernel"]
+    assert fc.value.sharding.is_equivalent_to(NamedSharding(mesh, P("data", "model")), 2)
+    plain = jaxinit.flax.init(MODEL, jax.random.key(0), TOKENS, rules=RULES)
+    _assert_same_values(plain, drawn)
+
+
 # ----------------------------------------------------------------------------
 # NNX (issue 15)
 

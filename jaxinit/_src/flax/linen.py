@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxinit._src import compat
 from jaxinit._src.flax import sharding as S
@@ -129,9 +130,16 @@ def _linen_reinit(target, rules, key, strict, unmatched, donate, model, args, kw
     jobs = plan(leaves, rules, strict, unmatched)
     if not jobs:
         return target
-    if mesh is not None:  # drawn straight into the sharding each leaf's box names
+    if mesh is not None:  # a boxed leaf drawn straight into the sharding its box names
         shardings = S.linen_shardings(boxed, mesh)
-        jobs = [dataclasses.replace(job, sharding=shardings[job.index]) for job in jobs]
+        replicated = NamedSharding(mesh, PartitionSpec())
+        for i, leaf in enumerate(leaves):  # an abstract leaf without one: replicated
+            if shardings[i] is None and S.unplaced(leaf.value):
+                shardings[i] = replicated
+        jobs = [
+            dataclasses.replace(job, sharding=s) if (s := shardings[job.index]) else job
+            for job in jobs
+        ]
     new = draw_jobs(params_key(key, "", check=False), jobs, [leaf.value for leaf in leaves], donate)
     out = list(boxed)
     for job, x in zip(jobs, new):
@@ -234,8 +242,8 @@ def reinit(
         any) to draw each re-initialized leaf straight into the
         ``NamedSharding`` its partitioning metadata names (an
         ``nn.Partitioned``/``nn.LogicallyPartitioned`` box, an NNX
-        ``out_sharding``; a Linen leaf without a box is replicated). Without a
-        mesh, each leaf keeps its own sharding. Values never depend on it.
+        ``out_sharding``). A leaf without metadata keeps its own sharding (an
+        abstract one without any is replicated). Values never depend on it.
       axis_rules: logical axis rules for ``nn.LogicallyPartitioned`` boxes
         (default: the ``nn.logical_axis_rules`` context).
 
@@ -431,7 +439,10 @@ def _linen_init(
     abstract, modules = record_modules(model, key, args, kwargs)
     boxed, treedef, leaves = linen_leaves(abstract, modules, collections=True)
     jobs = plan(leaves, rules_t, strict, unmatched, abstract_ok=True)
-    shardings = S.linen_shardings(boxed, mesh) if mesh is not None else None
+    shardings = None
+    if mesh is not None:  # a leaf without a box is replicated, as nn.get_sharding does
+        replicated = NamedSharding(mesh, PartitionSpec())
+        shardings = [s or replicated for s in S.linen_shardings(boxed, mesh)]
     if shardings is not None:  # each leaf drawn straight into the sharding its box names
         jobs = [dataclasses.replace(job, sharding=shardings[job.index]) for job in jobs]
     replaced = {job.index for job in jobs}

@@ -8,7 +8,10 @@ Variable's metadata. This module turns that metadata into the
 ``NamedSharding`` s that ``jaxinit.flax.init(..., mesh=)``, ``reinit`` and
 ``from_torch`` draw or read each leaf into, as Flax's own recipe does
 (``nn.get_sharding``, ``nn.logical_to_mesh_sharding``,
-``nnx.get_named_sharding``): a leaf without metadata is replicated.
+``nnx.get_named_sharding``). What a leaf without metadata gets is the
+caller's choice: ``init`` replicates it (as ``nn.get_sharding`` does),
+``reinit`` and ``from_torch`` keep its own sharding and replicate an abstract
+leaf that has none.
 
 The mesh is the one passed (``mesh=``), else the one set by
 ``jax.set_mesh``; a box's own ``mesh`` wins over both. Logical rules are a
@@ -38,6 +41,7 @@ __all__ = [
     "linen_shardings",
     "nnx_sharding",
     "nnx_shardings",
+    "unplaced",
 ]
 
 
@@ -56,32 +60,41 @@ def _spec(box: Any, axis_rules: Sequence[tuple[str, Any]] | None) -> PartitionSp
         rules = box.rules if box.rules is not None else axis_rules
         spec = nn.logical_to_mesh_axes(box.names, None if rules is None else tuple(rules))
         return spec if spec is not None else PartitionSpec()
-    if isinstance(box, nn.Partitioned):
-        return box.get_partition_spec()
-    return PartitionSpec()
+    return box.get_partition_spec()
 
 
 def box_sharding(
     leaf: Any, mesh: Mesh, axis_rules: Sequence[tuple[str, Any]] | None = None
-) -> NamedSharding:
-    """The sharding a Linen leaf's box names (replicated for a leaf without one)."""
-    own = getattr(leaf, "mesh", None) if isinstance(leaf, nn.Partitioned) else None
-    return NamedSharding(own if own is not None else mesh, _spec(leaf, axis_rules))
+) -> NamedSharding | None:
+    """The sharding a Linen leaf's ``nn.Partitioned`` box names; ``None`` for a leaf without one."""
+    if not isinstance(leaf, nn.Partitioned):
+        return None
+    return NamedSharding(leaf.mesh if leaf.mesh is not None else mesh, _spec(leaf, axis_rules))
+
+
+def unplaced(value: Any) -> bool:
+    """An abstract leaf (``jax.ShapeDtypeStruct``) that carries no sharding."""
+    return isinstance(value, jax.ShapeDtypeStruct) and value.sharding is None
 
 
 def linen_shardings(
     boxed: Sequence[Any], mesh: Mesh, axis_rules: Sequence[tuple[str, Any]] | None = None
-) -> list[NamedSharding]:
-    """One ``NamedSharding`` per leaf of a Linen tree flattened with boxes as leaves."""
+) -> list[NamedSharding | None]:
+    """Per leaf of a Linen tree flattened with boxes as leaves: its box's sharding, or ``None``."""
     return [box_sharding(leaf, mesh, axis_rules) for leaf in boxed]
 
 
 def linen_path_shardings(tree: Any, mesh: Mesh) -> dict[str, NamedSharding]:
-    """``path -> NamedSharding`` for every leaf of a Linen variables (or params) dict."""
+    """``path -> NamedSharding`` for the boxed leaves of a Linen variables (or params) dict."""
     flat = jax.tree_util.tree_flatten_with_path(
         tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata)
     )[0]
-    return {"/".join(key_name(k) for k in kp): box_sharding(leaf, mesh) for kp, leaf in flat}
+    out = {}
+    for kp, leaf in flat:
+        s = box_sharding(leaf, mesh)
+        if s is not None:
+            out["/".join(key_name(k) for k in kp)] = s
+    return out
 
 
 def nnx_sharding(var: Any, mesh: Mesh | None) -> NamedSharding | None:

@@ -371,7 +371,9 @@ def from_torch(
         hyperparameter that differs, and (in a bare state_dict holding
         transformers ``Conv1D`` weights) every square weight whose layout is
         only assumed, each section with its fix. The target is unchanged.
-      ImportError: if torch is needed but not installed.
+      ImportError: if torch (or, for a ``.safetensors`` file, safetensors) is
+        needed but not installed.
+      FileNotFoundError: for a checkpoint path (or a shard) that does not exist.
 
     >>> import torch, flax.linen as nn, jax, jax.numpy as jnp  # doctest: +SKIP
     >>> torch_model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))  # doctest: +SKIP

@@ -262,10 +262,12 @@ def placement(
 ) -> Callable[[int], Any]:
     """Where each filled leaf goes: leaf index -> sharding, ``None`` (default device) or "host".
 
-    Without a mesh a leaf keeps its own sharding (an array's, or a
-    ``ShapeDtypeStruct``'s). With one, a Flax leaf goes where its partitioning
-    metadata says (as ``jaxinit.flax.init(..., mesh=)`` draws it) and any
-    other leaf is replicated. A numpy leaf stays numpy.
+    With a mesh, a Flax leaf with partitioning metadata (a Linen box, an NNX
+    ``out_sharding``) goes where the metadata says, as
+    ``jaxinit.flax.init(..., mesh=)`` draws it. Any other leaf keeps its own
+    sharding (an array's, or a ``ShapeDtypeStruct``'s); one without (an
+    abstract leaf) is replicated on the mesh, or put on the default device
+    without one. A numpy leaf stays numpy.
     """
     named: dict[str, Any] = {}
     if mesh is not None and "flax" in sys.modules:
@@ -285,8 +287,7 @@ def placement(
         leaf = tgt.leaves[i]
         if isinstance(leaf.value, np.ndarray):
             return "host"
-        if mesh is not None:
-            return named.get(leaf.path, replicated)
-        return getattr(leaf.value, "sharding", None)
+        own = getattr(leaf.value, "sharding", None)
+        return named.get(leaf.path) or own or replicated
 
     return where
