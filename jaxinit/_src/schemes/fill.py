@@ -63,7 +63,7 @@ CONSTANT = ConstantFamily(
 )
 
 
-def fill_value(name: str, val: Any, dt: np.dtype) -> Any:
+def fill_value(name: str, val: Any, dt: np.dtype) -> Any:  # noqa: C901  (one branch per value type torch accepts)
     """``val`` converted to ``dt`` as torch's ``fill_`` converts it (``checked_convert``).
 
     * bool: ``val != 0`` (nan and inf included).

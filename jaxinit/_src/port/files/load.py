@@ -126,7 +126,7 @@ class Loader:
                 raise V.NotAView("a computed or constant output")
             views = [V.View.of(o, shapes[o.source]) for o in outs]
             results = [(o.shape, o.dtype) for o in outs]
-        except Exception:  # not a view (or the probe cannot tell): numpy decides, on placeholders
+        except Exception:  # noqa: BLE001  (not a view, or the probe cannot tell: numpy decides)
             try:
                 outs = step.group.fwd(*metas)
             except (ValueError, IndexError) as e:
