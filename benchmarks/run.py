@@ -81,7 +81,7 @@ def time_interleaved(
             jax.block_until_ready(fn())  # warm-up (compiles)
             live[name] = fn
             out[name] = math.inf
-        except Exception as e:  # an unsupported combination (torch QR in bf16, ...)
+        except Exception as e:  # noqa: BLE001  (an unsupported combination: torch QR in bf16, ...)
             out[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:90]}"
     start = time.perf_counter()
     rounds = 0
