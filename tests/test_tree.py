@@ -702,7 +702,12 @@ def test_initializer_without_layout_inherits_the_context():
 
 def test_structured_scheme_follows_the_context_layout():
     conv = {"k": jnp.zeros((3, 4, 4))}  # flax (k, in, out) / torch (out, in, k)
-    in_flax = np.asarray(jaxinit.flax.reinit(conv, [("k", jaxinit.dirac())], key=KEY)["k"])
+    # no layer owns "k": the flax layout is a guess, refused under strict, warned otherwise
+    with pytest.raises(ValueError, match="layout of 1 leaf"):
+        jaxinit.flax.reinit(conv, [("k", jaxinit.dirac())], key=KEY)
+    with pytest.warns(jaxinit.LayoutWarning, match="'k' \\(3, 4, 4\\)"):
+        out = jaxinit.flax.reinit(conv, [("k", jaxinit.dirac())], key=KEY, strict=False)
+    in_flax = np.asarray(out["k"])
     in_torch = np.asarray(jaxinit.reinit(conv, [("k", jaxinit.dirac())], key=KEY)["k"])
     np.testing.assert_array_equal(in_flax, np.asarray(jaxinit.flax.dirac()(None, (3, 4, 4))))
     np.testing.assert_array_equal(in_torch, np.asarray(jaxinit.dirac()(None, (3, 4, 4))))
