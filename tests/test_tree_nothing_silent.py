@@ -252,3 +252,13 @@ def test_equinox_leaves_follow_torch(name):
     theirs = _pooled(torch_draw, 60)
     p = scipy.stats.ks_2samp(ours, theirs).pvalue
     assert p > 1e-4, f"{name}: KS p = {p:.2e}"
+
+
+def test_flax_init_inside_jit_equals_eager():
+    """No mesh can be read inside jax.jit: the draw is the same, placed by jit."""
+    x = jnp.ones((1, 5))
+    rules = jaxinit.flax.TORCH_DEFAULTS
+    jitted = jax.jit(lambda k: jaxinit.flax.init(nn.Dense(3), k, x, rules=rules))(KEY)
+    eager = jaxinit.flax.init(nn.Dense(3), KEY, x, rules=rules)
+    for a, b in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(eager)):
+        np.testing.assert_array_equal(a, b)

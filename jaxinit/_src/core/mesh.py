@@ -11,6 +11,10 @@ __all__ = ["context_mesh"]
 def context_mesh(mesh: Mesh | None = None) -> Mesh | None:
     """``mesh``, else the concrete mesh ``jax.set_mesh`` has set, else ``None``.
 
+    Inside ``jax.jit`` no concrete mesh can be read (``jax.sharding.get_mesh``
+    refuses): there the leaves take the shardings the jitted function's
+    ``out_shardings`` (or XLA) give them, and ``None`` is returned.
+
     Raises:
       TypeError: for something that is not a ``jax.sharding.Mesh``.
     """
@@ -21,5 +25,8 @@ def context_mesh(mesh: Mesh | None = None) -> Mesh | None:
                 f"'model'))), got {type(mesh).__name__}"
             )
         return mesh
-    current = jax.sharding.get_mesh()
+    try:
+        current = jax.sharding.get_mesh()
+    except ValueError:  # inside jax.jit: "get_mesh can only be used outside of jax.jit"
+        return None
     return None if current.empty else current
