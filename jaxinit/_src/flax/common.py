@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 
 from jaxinit._src.core.initializer import check_key
+from jaxinit._src.layers.leaf import Owner
 
-__all__ = ["is_box", "params_key", "rebox", "unbox"]
+__all__ = ["is_box", "nnx_owners", "params_key", "rebox", "unbox"]
 
 
 def is_box(x: Any) -> bool:
@@ -40,3 +41,19 @@ def params_key(key: Any, name: str, check: bool = True) -> jax.Array:
     if check:
         check_key(name, key)
     return key
+
+
+def nnx_owners(
+    paths: Sequence[tuple[str, ...]], modules: Mapping[tuple[str, ...], Any]
+) -> Callable[[int], tuple[Owner, ...]]:
+    """``owners_of(i)`` for an NNX graph: the modules enclosing ``paths[i]``, outermost first."""
+
+    def owners_of(i: int) -> tuple[Owner, ...]:
+        path = paths[i]
+        return tuple(
+            Owner(path[:d], type(modules[path[:d]]), modules[path[:d]])
+            for d in range(len(path))
+            if path[:d] in modules
+        )
+
+    return owners_of

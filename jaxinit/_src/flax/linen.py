@@ -24,7 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxinit._src import compat
 from jaxinit._src.flax import sharding as S
-from jaxinit._src.flax.common import is_box, params_key, rebox, unbox
+from jaxinit._src.flax.common import is_box, nnx_owners, params_key, rebox, unbox
 from jaxinit._src.flax.nnx_init import nnx_init
 from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
 from jaxinit._src.layers.registry import EINSUM, kind_of
@@ -165,13 +165,7 @@ def nnx_leaves(module: nnx.Module) -> tuple[list[Any], list[Leaf]]:
     paths = [p for p, _ in variables]
     values = [v.get_value() for _, v in variables]
 
-    def owners_of(i: int) -> tuple[Owner, ...]:
-        path = paths[i]
-        return tuple(
-            Owner(path[:d], type(modules[path[:d]]), modules[path[:d]])
-            for d in range(len(path))
-            if path[:d] in modules
-        )
+    owners_of = nnx_owners(paths, modules)
 
     return [v for _, v in variables], make_leaves(paths, values, owners_of, flax_layout)
 

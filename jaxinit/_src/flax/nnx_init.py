@@ -35,8 +35,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxinit._src.compat import empty_defaults_tolerated, jaxpr_as_fun, prune_jaxpr
 from jaxinit._src.core.initializer import is_traced
 from jaxinit._src.flax import sharding as S
-from jaxinit._src.flax.common import params_key
-from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
+from jaxinit._src.flax.common import nnx_owners, params_key
+from jaxinit._src.layers.leaf import Leaf, flax_layout, key_name, make_leaves
 from jaxinit._src.tree.draw import draw_jobs
 from jaxinit._src.tree.plan import Unmatched, plan
 from jaxinit._src.tree.rules import as_rules
@@ -186,13 +186,7 @@ def trace_nnx(
             out = next(outputs)
             values.append(jax.ShapeDtypeStruct(out.shape, out.dtype, sharding=shardings[i]))
 
-    def owners_of(i: int) -> tuple[Owner, ...]:
-        path = paths[i]
-        return tuple(
-            Owner(path[:d], type(modules[path[:d]]), modules[path[:d]])
-            for d in range(len(path))
-            if path[:d] in modules
-        )
+    owners_of = nnx_owners(paths, modules)
 
     result = TracedModule(
         captured["graphdef"],
