@@ -53,7 +53,10 @@ def save(folder: str) -> None:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     safetensors.torch.save_file(state, os.path.join(folder, SAVE))
     np.savez(os.path.join(folder, PROBE), x=x.numpy(), y=y.numpy())
-    print(f"saved {len(state)} tensors to {os.path.join(folder, SAVE)}")
+    print(
+        f"wrote {len(state)} tensors to {os.path.join(folder, SAVE)} and an input and torch's "
+        f"output for it to {os.path.join(folder, PROBE)}"
+    )
 
 
 def load(folder: str) -> bool:
@@ -91,7 +94,12 @@ def load(folder: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=f"The save step writes {SAVE} and {PROBE} into FOLDER (the current folder by "
+        "default); with no step, into a temporary folder removed at the end. Exits 1 if the "
+        "Flax model's output differs from torch's.",
+    )
     p.add_argument(
         "step", nargs="?", choices=["save", "load"], help="one step alone (default: both)"
     )

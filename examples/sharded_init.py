@@ -113,9 +113,13 @@ def run(width: int, layers: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Writes mlp.safetensors into a temporary folder, removed at the end. Exits 1 "
+        "if a check fails.",
+    )
+    p.add_argument("--width", type=int, default=64, help="the MLP's width (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="its number of layers (default 2)")
     args = p.parse_args(argv)
     flag = "--xla_force_host_platform_device_count=8"
     if flag not in os.environ.get("XLA_FLAGS", ""):  # before jax starts its CPU backend

@@ -295,27 +295,27 @@ def test_unrendered_markup_is_detected():
     assert page.formulas == [["\\(a\\)", False]]
 
 
-def site_pages(site: Path) -> dict[str, _Page]:
+@pytest.fixture(scope="session")
+def built(site: Path) -> dict[str, _Page]:
+    """Every page of the site as built (before any script runs), by its path in the site."""
     return {
         p.relative_to(site).as_posix(): parse_page(p.read_text(encoding="utf-8"))
         for p in sorted(site.rglob("*.html"))
     }
 
 
-def test_no_page_shows_unrendered_markup(site):
+def test_no_page_shows_unrendered_markup(built):
     problems = [
-        f"{name}: {found}"
-        for name, page in site_pages(site).items()
-        for found in unrendered_markup(page)
+        f"{name}: {found}" for name, page in built.items() for found in unrendered_markup(page)
     ]
     assert not problems, "unrendered markup in the built site:\n" + "\n".join(problems)
 
 
-def test_the_site_loads_nothing_from_other_hosts(site):
+def test_the_site_loads_nothing_from_other_hosts(site, built):
     """Offline, every page works: scripts, styles, fonts and images are in the site itself."""
     problems = [
         f"{name} loads {url}"
-        for name, page in site_pages(site).items()
+        for name, page in built.items()
         for url in page.assets
         if _REMOTE.match(url) and not url.startswith("data:")
     ]
@@ -334,12 +334,12 @@ def test_the_site_loads_nothing_from_other_hosts(site):
 
 
 @pytest.fixture(scope="session")
-def rendered(site: Path, served: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, _Page]:
+def rendered(
+    built: dict[str, _Page], served: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, _Page]:
     """The API pages and every page with a formula, as headless Chromium leaves them."""
     browser = find_browser()
-    pages = sorted(
-        name for name, page in site_pages(site).items() if name.startswith("api/") or page.formulas
-    )
+    pages = sorted(name for name, page in built.items() if name.startswith("api/") or page.formulas)
     profiles = tmp_path_factory.mktemp("chromium")
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         doms = list(
@@ -428,9 +428,9 @@ def test_api_pages_list_every_public_name_once():
     assert not problems, "docs/api/*.md:\n" + "\n".join(problems)
 
 
-def test_api_pages_lead_with_the_schemes(site):
+def test_api_pages_lead_with_the_schemes(built):
     """Schemes first, then the tree tools, then the types (not __all__'s alphabetical order)."""
-    pages = site_pages(site)
+    pages = built
     groups = [
         ["uniform", "kaiming_normal", "kaiming_normal_", "sparse_", "torch_linear_weight"],
         ["reinit", "Rule", "explain"],
