@@ -11,6 +11,9 @@ __all__ = ["context_mesh"]
 def context_mesh(mesh: Mesh | None = None) -> Mesh | None:
     """``mesh``, else the concrete mesh ``jax.set_mesh`` has set, else ``None``.
 
+    Inside a trace (``jax.jit``, ``vmap``, ``eval_shape``) there is no concrete
+    mesh to read: ``None``, and the caller's code places its leaves itself.
+
     Raises:
       TypeError: for something that is not a ``jax.sharding.Mesh``.
     """
@@ -21,5 +24,8 @@ def context_mesh(mesh: Mesh | None = None) -> Mesh | None:
                 f"'model'))), got {type(mesh).__name__}"
             )
         return mesh
-    current = jax.sharding.get_mesh()
+    try:
+        current = jax.sharding.get_mesh()
+    except ValueError:  # inside jit/vmap/eval_shape: no concrete mesh to place leaves on
+        return None
     return None if current.empty else current
