@@ -15,22 +15,16 @@ import math
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"  # read once, at start-up
-os.environ["JAX_PLATFORMS"] = "cpu"
+# Importing these starts no backend, and changes no setting: pytest's doctest collection
+# imports this module too. main() sets the environment first, then joins the runtime.
+import flax.linen as nn
+import jax
+import numpy as np
 
-# Importing these starts no backend: jax.distributed.initialize still comes first.
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-import jaxinit.flax  # noqa: E402
-import jaxinit.port as port  # noqa: E402
-from jaxinit._src.port.files import sources  # noqa: E402
-from tests.sharded_models import AXIS_RULES, MODEL, RULES, TOKENS  # noqa: E402
-
-jax.config.update("jax_cpu_collectives_implementation", "gloo")
-jax.config.update("jax_numpy_dtype_promotion", "strict")
-jax.config.update("jax_numpy_rank_promotion", "raise")
+import jaxinit.flax
+import jaxinit.port as port
+from jaxinit._src.port.files import sources
+from tests.sharded_models import AXIS_RULES, MODEL, RULES, TOKENS
 
 
 def _flat(tree):
@@ -66,6 +60,13 @@ def _expected_bytes(tree) -> int:
 
 def main() -> None:
     process_id, coordinator_port, folder, steps = sys.argv[1:5]
+    # before jax starts its CPU backend (on the first device query, below)
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
     jax.distributed.initialize(
         coordinator_address=f"127.0.0.1:{coordinator_port}",
         num_processes=2,

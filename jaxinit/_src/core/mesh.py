@@ -11,9 +11,8 @@ __all__ = ["context_mesh"]
 def context_mesh(mesh: Mesh | None = None) -> Mesh | None:
     """``mesh``, else the concrete mesh ``jax.set_mesh`` has set, else ``None``.
 
-    Inside ``jax.jit`` no concrete mesh can be read (``jax.sharding.get_mesh``
-    refuses): there the leaves take the shardings the jitted function's
-    ``out_shardings`` (or XLA) give them, and ``None`` is returned.
+    Inside a trace (``jax.jit``, ``vmap``, ``eval_shape``) there is no concrete
+    mesh to read: ``None``, and the caller's code places its leaves itself.
 
     Raises:
       TypeError: for something that is not a ``jax.sharding.Mesh``.
@@ -27,6 +26,6 @@ def context_mesh(mesh: Mesh | None = None) -> Mesh | None:
         return mesh
     try:
         current = jax.sharding.get_mesh()
-    except ValueError:  # inside jax.jit: "get_mesh can only be used outside of jax.jit"
+    except ValueError:  # inside jit/vmap/eval_shape: no concrete mesh to place leaves on
         return None
     return None if current.empty else current
