@@ -290,7 +290,7 @@ def test_flax_explain_linen_model_rows_follow_what_init_draws():
     # query/key/value: xavier on torch's packed (3E, E) weight: sqrt(6 / (E + 3E)) = 0.306186
     query = rows["params/MultiHeadDotProductAttention_0/query/kernel"]
     assert repr(query.distribution) == "U(-0.306186, 0.306186)"
-    assert query.selector == "((MultiHeadDotProductAttention | MultiHeadAttention), 'query/kernel')"
+    assert query.selector == "(attention, 'query/kernel')"  # the registry's kind
     assert query.init == "jaxinit.torch_mha_in_proj()"  # num_packed=3, the default
     assert query.layout == jaxinit.Layout(in_axis=(-3,), out_axis=(-2, -1))  # (in, heads, hd)
     # what init then draws follows every row
@@ -312,24 +312,20 @@ def test_flax_explain_linen_table():
     model = nn.Sequential([nn.Dense(8), nn.BatchNorm(use_running_average=True)])
     ex = jaxinit.flax.explain(model, jaxinit.flax.TORCH_DEFAULTS, jnp.ones((1, 3)))
     assert str(ex) == (
-        "path                       shape   dtype    rule  selector                               "
-        "init                                 distribution\n"
-        "batch_stats/layers_1/mean  (8,)    float32  14    ((LayerNorm | RMSNorm | +3), 'mean')   "
-        "jaxinit.zeros()                      const(0)\n"
-        "batch_stats/layers_1/var   (8,)    float32  15    ((LayerNorm | RMSNorm | +3), 'var')    "
-        "jaxinit.ones()                       const(1)\n"
-        "params/layers_0/bias       (8,)    float32  10    ((Dense | Conv | +5), 'bias')          "
-        "jaxinit.torch_linear_bias(fan_in=3)  U(-0.57735, 0.57735)\n"
-        "params/layers_0/kernel     (3, 8)  float32  9     ((Dense | Conv | +5), 'kernel')        "
-        "jaxinit.torch_linear_weight()        U(-0.57735, 0.57735)\n"
-        "params/layers_1/bias       (8,)    float32  13    ((LayerNorm | RMSNorm | +3), 'bias')   "
-        "jaxinit.zeros()                      const(0)\n"
-        "params/layers_1/scale      (8,)    float32  12    ((LayerNorm | RMSNorm | +3), 'scale')  "
-        "jaxinit.ones()                       const(1)"
+        "path                       shape   dtype    rule  selector                                  init                                 distribution\n"
+        "batch_stats/layers_1/mean  (8,)    float32  19    ((norm | eqx_norm), 'mean')               jaxinit.zeros()                      const(0)\n"
+        "batch_stats/layers_1/var   (8,)    float32  20    ((norm | eqx_norm), 'var')                jaxinit.ones()                       const(1)\n"
+        "params/layers_0/bias       (8,)    float32  13    ((dense | dense_general | +5), 'bias')    jaxinit.torch_linear_bias(fan_in=3)  U(-0.57735, 0.57735)\n"
+        "params/layers_0/kernel     (3, 8)  float32  11    ((dense | dense_general | +5), 'kernel')  jaxinit.torch_linear_weight()        U(-0.57735, 0.57735)\n"
+        "params/layers_1/bias       (8,)    float32  18    ((norm | eqx_norm), 'bias')               jaxinit.zeros()                      const(0)\n"
+        "params/layers_1/scale      (8,)    float32  16    ((norm | eqx_norm), 'scale')              jaxinit.ones()                       const(1)"
     )
     # long cells are cut in the middle, so the parameter name stays visible
-    wide = jaxinit.flax.explain(Block(), jaxinit.flax.TORCH_DEFAULTS, jnp.zeros((1, 6), jnp.int32))
-    assert "((MultiHeadDotProductAttenti...adAttention), 'query/kernel')" in str(wide)
+    long = "*" * 60 + "Dense_0/kernel"
+    tokens = jnp.zeros((1, 6), jnp.int32)
+    wide = jaxinit.flax.explain(Block(), [(long, jaxinit.flax.zeros())], tokens)
+    (line,) = [x for x in str(wide).splitlines() if x.startswith("params/Dense_0/kernel")]
+    assert "..." in line and "Dense_0/kernel'" in line
 
 
 class Mlp(nnx.Module):
@@ -345,24 +341,15 @@ def test_flax_explain_nnx_class_and_module_agree():
     of_module = jaxinit.flax.explain(Mlp(3, 2, rngs=nnx.Rngs(0)), rules)
     assert [dataclass_tuple(r) for r in of_class] == [dataclass_tuple(r) for r in of_module]
     assert str(of_class) == (
-        "path             shape   dtype    rule  selector                               "
-        "init                                 distribution\n"
-        "bn/bias          (2,)    float32  14    ((LayerNorm | RMSNorm | +3), 'bias')   "
-        "jaxinit.zeros()                      const(0)\n"
-        "bn/mean          (2,)    float32  15    ((LayerNorm | RMSNorm | +3), 'mean')   "
-        "jaxinit.zeros()                      const(0)\n"
-        "bn/scale         (2,)    float32  13    ((LayerNorm | RMSNorm | +3), 'scale')  "
-        "jaxinit.ones()                       const(1)\n"
-        "bn/var           (2,)    float32  16    ((LayerNorm | RMSNorm | +3), 'var')    "
-        "jaxinit.ones()                       const(1)\n"
-        "layers/0/bias    (8,)    float32  11    ((Dense | Conv | +5), 'bias')          "
-        "jaxinit.torch_linear_bias(fan_in=3)  U(-0.57735, 0.57735)\n"
-        "layers/0/kernel  (3, 8)  float32  10    ((Dense | Conv | +5), 'kernel')        "
-        "jaxinit.torch_linear_weight()        U(-0.57735, 0.57735)\n"
-        "layers/1/bias    (2,)    float32  11    ((Dense | Conv | +5), 'bias')          "
-        "jaxinit.torch_linear_bias(fan_in=8)  U(-0.353553, 0.353553)\n"
-        "layers/1/kernel  (8, 2)  float32  0     'layers/1/kernel'                      "
-        "jaxinit.flax.zeros()                 const(0)"
+        "path             shape   dtype    rule  selector                                  init                                 distribution\n"
+        "bn/bias          (2,)    float32  19    ((norm | eqx_norm), 'bias')               jaxinit.zeros()                      const(0)\n"
+        "bn/mean          (2,)    float32  20    ((norm | eqx_norm), 'mean')               jaxinit.zeros()                      const(0)\n"
+        "bn/scale         (2,)    float32  17    ((norm | eqx_norm), 'scale')              jaxinit.ones()                       const(1)\n"
+        "bn/var           (2,)    float32  21    ((norm | eqx_norm), 'var')                jaxinit.ones()                       const(1)\n"
+        "layers/0/bias    (8,)    float32  14    ((dense | dense_general | +5), 'bias')    jaxinit.torch_linear_bias(fan_in=3)  U(-0.57735, 0.57735)\n"
+        "layers/0/kernel  (3, 8)  float32  12    ((dense | dense_general | +5), 'kernel')  jaxinit.torch_linear_weight()        U(-0.57735, 0.57735)\n"
+        "layers/1/bias    (2,)    float32  14    ((dense | dense_general | +5), 'bias')    jaxinit.torch_linear_bias(fan_in=8)  U(-0.353553, 0.353553)\n"
+        "layers/1/kernel  (8, 2)  float32  0     'layers/1/kernel'                         jaxinit.flax.zeros()                 const(0)"
     )
 
 

@@ -23,7 +23,7 @@ from jaxinit._src.core.layout import Layout, LayoutLike
 from jaxinit._src.layers.leaf import Contextual, Leaf
 from jaxinit._src.tree.generic import tree_leaves
 from jaxinit._src.tree.plan import plan, why_unused
-from jaxinit._src.tree.rules import Rule, as_rules
+from jaxinit._src.tree.rules import Layers, Rule, as_rules
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
 
@@ -198,6 +198,11 @@ def describe_selector(selector: Any) -> str:
         return _name(selector)
     if isinstance(selector, tuple):
         return f"({_name(selector[0])}, {selector[1]!r})"
+    if isinstance(selector, Layers):  # by kind: the same text whatever frameworks are loaded
+        kinds = list(selector.kinds)
+        shown = kinds if len(kinds) <= 3 else [*kinds[:2], f"+{len(kinds) - 2}"]
+        text = shown[0] if len(shown) == 1 else "(" + " | ".join(shown) + ")"
+        return text if selector.pattern == "*" else f"({text}, {selector.pattern!r})"
     name = getattr(selector, "__qualname__", None) or type(selector).__name__
     return f"predicate {name}"
 
