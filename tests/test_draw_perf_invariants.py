@@ -30,7 +30,8 @@ from jax.sharding import PartitionSpec as P
 
 import jaxinit
 import jaxinit.flax
-from jaxinit._src.flax.linen import linen_leaves, record_modules
+from jaxinit._src.flax.linen import linen_leaves
+from jaxinit._src.flax.trace import record_modules
 from jaxinit._src.tree import draw, flat
 from jaxinit._src.tree.keys import fold_in_words, path_words
 from jaxinit._src.tree.plan import plan

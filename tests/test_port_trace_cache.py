@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import jaxinit._src.flax.linen as flax_linen
+import jaxinit._src.flax.trace as flax_trace
 import jaxinit.port as port
 from jaxinit._src.port import trace as port_trace
 from tests.test_port import abstract_init, channels_last, close, rand, randomize, run_torch
@@ -25,13 +25,13 @@ def traces(monkeypatch):
     """Counts the abstract traces of ``model.init`` (the cache starts empty)."""
     port_trace.clear_trace_cache()
     count = [0]
-    real = flax_linen.record_modules
+    real = flax_trace._trace
 
     def counting(*a, **kw):
         count[0] += 1
         return real(*a, **kw)
 
-    monkeypatch.setattr(flax_linen, "record_modules", counting)
+    monkeypatch.setattr(flax_trace, "_trace", counting)
     yield count
     port_trace.clear_trace_cache()
 
@@ -90,6 +90,6 @@ def test_the_cache_is_bounded(traces):
     tmod = randomize(torch.nn.Linear(4, 3))
     x = rand(1, 4)
     variables = abstract_init(nn.Dense(3), x)
-    for i in range(port_trace._TRACE_CACHE_SIZE + 4):
+    for i in range(flax_trace._TRACE_CACHE_SIZE + 4):
         port.from_torch(tmod, variables, model=nn.Dense(3, name=f"d{i}"), args=(x,))
-    assert len(port_trace._TRACE_CACHE) == port_trace._TRACE_CACHE_SIZE
+    assert len(flax_trace._TRACE_CACHE) == flax_trace._TRACE_CACHE_SIZE

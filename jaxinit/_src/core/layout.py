@@ -29,7 +29,9 @@ def is_int(x: object) -> bool:
 
 
 def _axes_tuple(value: Any, name: str, allow_empty: bool) -> tuple[int, ...]:
-    if isinstance(value, Sequence) and not isinstance(value, str):
+    if isinstance(value, int):  # the common case first: an ABC check costs far more
+        axes = (value,)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
         axes = tuple(value)
     else:
         axes = (value,)

@@ -16,8 +16,9 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
-from jaxinit._src.flax.linen import linen_leaves, nnx_leaves, record_modules
+from jaxinit._src.flax.linen import linen_leaves, nnx_leaves
 from jaxinit._src.flax.nnx_init import trace_nnx
+from jaxinit._src.flax.trace import record_modules
 from jaxinit._src.layers.leaf import Leaf
 from jaxinit._src.tree.explain import Explanation, explain_leaves
 from jaxinit._src.tree.rules import as_rules

@@ -12,7 +12,6 @@ the flax layout as a guess (see :func:`jaxinit._src.layers.leaf.flax_layout`).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,8 +25,8 @@ from jaxinit._src import compat
 from jaxinit._src.flax import sharding as S
 from jaxinit._src.flax.common import is_box, nnx_owners, params_key, rebox, unbox
 from jaxinit._src.flax.nnx_init import nnx_init
+from jaxinit._src.flax.trace import record_modules
 from jaxinit._src.layers.leaf import Leaf, Owner, flax_layout, key_name, make_leaves
-from jaxinit._src.layers.registry import EINSUM, kind_of
 from jaxinit._src.tree.draw import draw_jobs
 from jaxinit._src.tree.plan import Unmatched, check_classes_known, plan
 from jaxinit._src.tree.rules import as_rules
@@ -37,54 +36,6 @@ __all__ = ["init", "reinit"]
 
 # ----------------------------------------------------------------------------
 # Linen
-
-
-class Modules(dict):
-    """Linen modules by path, and (``calls``) the call arguments of some of them by path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: dict[tuple[str, ...], Mapping[str, Any]] = {}
-
-
-def _call_arguments(module: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]):
-    try:
-        bound = inspect.signature(type(module).__call__).bind(module, *args, **kwargs)
-    except TypeError:
-        return {}
-    return {k: v for k, v in bound.arguments.items() if k != "self"}
-
-
-def record_modules(model: nn.Module, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]):
-    """Abstract variables of ``model.init`` and the module at every path.
-
-    The returned mapping also holds, as ``.calls``, the call arguments of the
-    layers whose kernel layout depends on them (``nn.Einsum(...)(x, "bi,io->bo")``).
-    """
-    modules = Modules()
-
-    def interceptor(next_fun, a, kw, context):
-        module = context.module
-        try:
-            path = tuple(str(p) for p in module.path)
-        except Exception:  # noqa: BLE001  (an unbound module has no path)
-            path = None
-        if path is not None:
-            modules.setdefault(path, module)
-            if context.method_name == "__call__" and path not in modules.calls:
-                row = kind_of(module)
-                if row is not None and row.kind == EINSUM:
-                    modules.calls[path] = _call_arguments(module, a, kw)
-        return next_fun(*a, **kw)
-
-    def run(k):
-        with nn.intercept_methods(interceptor):
-            return model.init(k, *args, **kwargs)
-
-    with compat.empty_defaults_tolerated():
-        abstract = jax.eval_shape(run, key)
-    modules.setdefault((), model)
-    return abstract, modules
 
 
 def linen_leaves(
@@ -331,7 +282,8 @@ def init(
 
     The drop-in for ``model.init``: module classes and shapes are learned by
     tracing the model abstractly (``flax.linen.intercept_methods``, nothing is
-    computed), then every selected leaf is drawn by a cached program: one per
+    computed; the trace is cached per model configuration, input shapes and
+    dtypes, and logical axis rules, as ``jax.jit`` caches one), then every selected leaf is drawn by a cached program: one per
     (family, element count, dtype) for the elementwise schemes, one per
     (scheme, shape) for the structured ones, so twelve identical blocks
     compile like one. Only if some leaf is

@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import log_ndtr, ndtri
+from jax.scipy.special import log_ndtr
 from jax.typing import DTypeLike
 
 from jaxinit._src.core.builders import builder
@@ -19,6 +19,7 @@ from jaxinit._src.core.hyper import RealLike, concrete, real
 from jaxinit._src.core.initializer import Initializer
 from jaxinit._src.core.layout import LayoutLike
 from jaxinit._src.core.special import trunc_normal_cdf, trunc_normal_moments
+from jaxinit._src.schemes.ndtri import FAR_TAIL_LOG_P, ndtri
 from jaxinit._src.schemes.sampling import make, open_uniform
 
 __all__ = ["TRUNC_NORMAL", "ndtri_log", "trunc_normal"]
@@ -89,10 +90,22 @@ def _trunc_normal_kernel(key, mean, std, a, b, *, shape, dtype, layout):
     log_p = jnp.minimum(log_hi + jnp.log1p((1.0 - u) * jnp.expm1(log_lo - log_hi)), 0.0)
     # The path is chosen once, from the scalars: when no log p can reach the tail (every
     # interval within about 10 std of the mean, in float32), only the central inverse is
-    # computed; it is what ndtri_log computes there, bit for bit.
+    # computed, and when none is below exp(-32) (every float32 draw from an interval that
+    # holds the mean: 1 - p is never that small), not even its far-tail polynomial. Each
+    # is what ndtri_log computes there, bit for bit.
     floor = jnp.maximum(log_lo, log_hi + _LOG_U_MIN[np.dtype(sd)]) - _LOG_P_MARGIN
-    central = floor >= _TAIL_LOG_P[np.dtype(sd)]
-    z = jax.lax.cond(central, lambda lp: ndtri(jnp.exp(lp)), ndtri_log, log_p)
+    path = jnp.where(
+        floor >= FAR_TAIL_LOG_P, 0, jnp.where(floor >= _TAIL_LOG_P[np.dtype(sd)], 1, 2)
+    )
+    z = jax.lax.switch(
+        path,
+        (
+            lambda lp: ndtri(jnp.exp(lp), far_tail=False),
+            lambda lp: ndtri(jnp.exp(lp)),
+            ndtri_log,
+        ),
+        log_p,
+    )
     z = jnp.clip(z, lo, hi)
     x = jnp.clip(mean + std * jnp.where(flip, -z, z), a, b)
     return jnp.where(a == b, a, x)
