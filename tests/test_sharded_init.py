@@ -164,26 +164,12 @@ def test_no_device_holds_a_whole_leaf_it_does_not_own():
             assert shard.data.shape == shardings[a.shape].shard_shape(a.shape)
 
 
-_TRUNC_FLAT = pytest.mark.xfail(
-    strict=True,
-    reason="trunc_normal draws its uniform bits flat (schemes/iid.py: open_uniform) and "
-    "reshapes them: a leaf sharded along its last axis only gets the whole leaf's bits on "
-    "every device; drawing them N-D (the same bits) fixes it",
-)
 _SPECS = {"rows+cols": P("data", "model"), "rows": P(("data", "model")), "cols": P(None, "model")}
 
 
 @pytest.mark.parametrize(
     "scheme, spec",
-    [
-        pytest.param(
-            scheme,
-            spec,
-            marks=[_TRUNC_FLAT] if (scheme, spec) == ("trunc_normal", "cols") else [],
-        )
-        for scheme in ["normal", "trunc_normal", "kaiming_uniform"]
-        for spec in _SPECS
-    ],
+    [(scheme, spec) for scheme in ["normal", "trunc_normal", "kaiming_uniform"] for spec in _SPECS],
 )
 def test_draw_programs_compute_only_their_shard(scheme, spec):
     """The compiled draw of a sharded leaf: its output is the device's block, and no buffer of

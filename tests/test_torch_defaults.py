@@ -364,14 +364,44 @@ def _flat_paths(tree) -> dict[str, np.ndarray]:
     return {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v) for kp, v in flat}
 
 
+def _linen_init(key):
+    return jaxinit.flax.init(
+        LinenMixed(), key, jnp.ones((2, 12)), rules=jaxinit.flax.TORCH_DEFAULTS
+    )
+
+
 @pytest.fixture(scope="module")
 def linen_draws() -> dict[str, np.ndarray]:
-    """``collection/path -> (K_LINEN, *shape)`` from ``jaxinit.flax.init``, vmapped over keys."""
-    model = LinenMixed()
-    x = jnp.ones((2, 12))
+    """``collection/path -> (K_LINEN, *shape)`` from ``jaxinit.flax.init``, looped over keys.
+
+    (A loop, as users call it: the model is traced once and its leaves drawn by
+    the cached flat programs; ``test_linen_init_under_vmap_is_the_loop`` checks
+    that the vmapped init, which takes the per-leaf path, gives the same bits.)
+    """
     keys = jax.random.split(jax.random.key(20240), K_LINEN)
-    init = lambda k: jaxinit.flax.init(model, k, x, rules=jaxinit.flax.TORCH_DEFAULTS)  # noqa: E731
-    return _flat_paths(jax.vmap(init)(keys))
+    draws = [_flat_paths(_linen_init(k)) for k in keys]
+    return {path: np.stack([d[path] for d in draws]) for path in draws[0]}
+
+
+def test_linen_init_under_vmap_is_the_loop():
+    class Small(nn.Module):  # one layer per family of per-leaf kernels: the vmap path
+        @nn.compact
+        def __call__(self, x):
+            h = nn.Dense(5, name="dense")(x)
+            nn.Conv(4, (3,), name="conv")(x[..., None])
+            nn.Embed(7, 3, name="embed")(jnp.zeros((2,), jnp.int32))
+            nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4, name="attn")(x[:, None])
+            nn.GRUCell(3, name="gru")(jnp.zeros((2, 3)), h)
+            return h
+
+    x = jnp.ones((2, 6))
+    keys = jax.random.split(jax.random.key(5), 3)
+    init = lambda k: jaxinit.flax.init(Small(), k, x, rules=jaxinit.flax.TORCH_DEFAULTS)  # noqa: E731
+    vmapped = _flat_paths(jax.vmap(init)(keys))
+    looped = [_flat_paths(init(k)) for k in keys]
+    assert sorted(vmapped) == sorted(looped[0])
+    for path, v in vmapped.items():
+        np.testing.assert_array_equal(v, np.stack([d[path] for d in looped]), err_msg=path)
 
 
 @pytest.fixture(scope="module")

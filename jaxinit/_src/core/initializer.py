@@ -33,7 +33,7 @@ from jax.typing import DTypeLike
 from jaxinit._src.core.distribution import Distribution
 from jaxinit._src.core.dtypes import check_key as check_key
 from jaxinit._src.core.dtypes import resolve_dtype
-from jaxinit._src.core.family import Family, Kernel
+from jaxinit._src.core.family import Family, Kernel, unsharded
 from jaxinit._src.core.hyper import IntLike as IntLike
 from jaxinit._src.core.hyper import RealLike as RealLike
 from jaxinit._src.core.hyper import is_traced as is_traced
@@ -192,6 +192,7 @@ class Initializer:
             dtype=dt,
             layout=layout if self.family.structured else None,
             out_sharding=out_sharding,
+            flat=unsharded((key, *params), out_sharding),
         )
 
     def bind(

@@ -12,6 +12,7 @@ result depends on the layout can say so (:mod:`jaxinit._src.tree.plan`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src.core.layout import FLAX, Layout
-from jaxinit._src.layers.registry import EMBED_FLAX, kind_of, layer_layout
+from jaxinit._src.layers.registry import EMBED_FLAX, LayerKind, kind_of, layer_layout
 
 __all__ = [
     "Contextual",
@@ -44,6 +45,11 @@ class Owner:
     cls: type
     module: Any = None
     local: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @functools.cached_property
+    def kind(self) -> LayerKind | None:
+        """The registry row of this module (``None``: no layer jaxinit knows), looked up once."""
+        return kind_of(self.module if self.module is not None else self.cls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +184,7 @@ def owner_layout(
     if not owners or owners[-1].path != path[:-1]:
         return None, False
     owner = owners[-1]
-    if kind_of(owner.module if owner.module is not None else owner.cls) is None:
+    if owner.kind is None:
         return None, False
     return layer_layout(owner.module, tuple(value.shape), owner.local), True
 
@@ -231,5 +237,5 @@ def generic_layout(default: Layout) -> Callable[..., tuple[Layout, bool]]:
 
 
 def _is_kernel(owner: Owner, path: tuple[str, ...]) -> bool:
-    row = kind_of(owner.module if owner.module is not None else owner.cls)
+    row = owner.kind
     return row is not None and row.kernel == (path[-1] if path else None)

@@ -42,9 +42,9 @@ import jax
 import numpy as np
 
 from jaxinit._src.port import names as N
+from jaxinit._src.port import plan as L
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
-from jaxinit._src.port import transfer as X
 from jaxinit._src.port.init_report import InitReport, LeafReport
 
 __all__ = ["InitReport", "LeafReport", "compare_init"]
@@ -343,16 +343,16 @@ def compare_init(
     layers, aliases = P.torch_layers(torch_draws[0])
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(jax_draws[0], model, args, kwargs)
-    plan = X.make_plan(layers, aliases, tgt, rename)
+    plan = L.make_plan(layers, aliases, tgt, rename)
     per_seed_torch = []
     for s, m in enumerate(torch_draws):
         if s:
             layers, _ = P.torch_layers(m)
         values = {tl.keys[n]: tl.values[n] for tl in layers for n in tl.keys}
-        out, mismatches = X.forward(plan, tgt, values)
+        out, mismatches = L.forward(plan, tgt, values)
         if s == 0:
             shapes = {k: tuple(v.shape) for k, v in values.items()}
-            X._report(
+            L.report(
                 "compare_init", plan, True, tgt, shapes, mismatches, check_hyperparameters=False
             )
         per_seed_torch.append(out)

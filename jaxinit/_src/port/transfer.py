@@ -10,7 +10,6 @@ leaf's dtype and sharding.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,180 +17,13 @@ import jax
 import numpy as np
 
 from jaxinit._src.port import checks as K
-from jaxinit._src.port import convert as C
 from jaxinit._src.port import files as F
 from jaxinit._src.port import names as N
-from jaxinit._src.port import review as R
+from jaxinit._src.port import plan as L
 from jaxinit._src.port import target as T
 from jaxinit._src.port import torch as P
 
 __all__ = ["from_torch", "to_torch"]
-
-
-@dataclasses.dataclass
-class Step:
-    """One group of one pair, with the torch keys and target leaves it joins."""
-
-    group: C.Group
-    torch: P.TorchLayer
-    target: T.TargetLayer
-    keys: tuple[str, ...]  # state_dict keys of group.src
-    leaves: tuple[int, ...]  # target leaf indices of group.dst
-
-
-@dataclasses.dataclass
-class Plan:
-    steps: list[Step]
-    problems: list[str]
-    unused: list[str]  # state_dict keys no step reads
-    unfilled: list[int]  # target leaves no step writes
-    notes: list[str]
-    aliases: dict[str, tuple[str, ...]]  # tied keys: key -> the keys sharing its storage
-    review: R.Review = dataclasses.field(default_factory=lambda: R.Review())
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(int(d) for d in x.shape)
-
-
-def make_plan(
-    torch_layers: Sequence[P.TorchLayer],
-    aliases: Mapping[str, tuple[str, ...]],
-    target: T.Target,
-    rename: Any,
-) -> Plan:
-    """Pairs the layers and plans every conversion, from names and shapes alone."""
-    collections = target.flavor == "Linen variables" and all(
-        leaf.path.split("/", 1)[0] in ("params", "batch_stats") for leaf in target.leaves
-    )
-    pairing = N.pair_layers(
-        torch_layers,
-        target.layers,
-        [leaf.path for leaf in target.leaves],
-        N.compile_rename(rename),
-        collections and any("/" in leaf.path for leaf in target.leaves),
-    )
-    equinox = target.flavor == "Equinox module"
-    review = R.Review()
-    steps: list[Step] = []
-    problems: list[str] = []
-    unused: list[str] = []
-    unfilled: list[int] = []
-    for pair in pairing.pairs:
-        tl, fl = pair.torch, pair.target
-        ts = {name: _shape(v) for name, v in tl.values.items()}
-        fs = {rel: target.leaves[i].shape for rel, i in fl.leaves.items()}
-        try:
-            if pair.single:
-                (name,) = ts
-                (rel,) = fs
-                groups = C.single(name, rel, len(ts[name]))
-            else:
-                groups = C.plan(tl.kind, fl.kind, ts, fs, fl.module, tl.values, equinox)
-        except C.PortError as e:
-            problems.append(f"torch {tl.describe()} -> {fl.describe()}: {e}")
-            continue
-        if not pair.single:
-            R.review(pair, groups, ts, fs, target, equinox, review)
-        used: set[str] = set()
-        filled: set[tuple[str, ...]] = set()
-        for g in groups:
-            if not all(s in ts for s in g.src) or not all(d in fs for d in g.dst):
-                continue
-            if used.intersection(g.src) or filled.intersection(g.dst):
-                continue
-            used.update(g.src)
-            filled.update(g.dst)
-            steps.append(
-                Step(
-                    g,
-                    tl,
-                    fl,
-                    tuple(tl.keys[s] for s in g.src),
-                    tuple(fl.leaves[d] for d in g.dst),
-                )
-            )
-        unused += [tl.keys[n] for n in ts if n not in used]
-        unfilled += [i for rel, i in fl.leaves.items() if rel not in filled]
-    for tl in pairing.torch_left:
-        unused += list(tl.keys.values())
-    for fl in pairing.target_left:
-        unfilled += list(fl.leaves.values())
-    plan = Plan(steps, problems, unused, sorted(set(unfilled)), pairing.notes, dict(aliases))
-    plan.review = review
-    return plan
-
-
-def _fmt_shape(shape: Sequence[int]) -> str:
-    return str(tuple(int(d) for d in shape))
-
-
-def _report(
-    what: str,
-    plan: Plan,
-    strict: bool,
-    target: T.Target,
-    torch_shapes: Mapping[str, tuple[int, ...]],
-    mismatches: list[str],
-    extra: Sequence[K.Issue] = (),
-    check_hyperparameters: bool = True,
-) -> None:
-    """Raises one ``ValueError`` naming every problem (see :func:`checks.settle`), or warns."""
-    read = {k for s in plan.steps for k in s.keys}
-    unused = [k for k in plan.unused if not any(a in read for a in plan.aliases.get(k, ()))]
-    unfilled = list(plan.unfilled)
-    leaf_names = [target.leaves[i].path for i in unfilled]
-
-    def near(names: list[str], side: str, name: str) -> str:
-        found = N.nearest(name, names)
-        return f"  nearest {side}: {', '.join(found)}" if found else ""
-
-    pair_fix = (
-        "Pair the remaining names with rename=[(torch_glob, target_glob), ...] (module paths "
-        "or full tensor names; '*' matches anything), or pass strict=False to leave them."
-    )
-    issues = [
-        K.Issue("cannot convert", plan.problems),
-        K.Issue("shape or dtype mismatches", mismatches),
-        *K.conv1d_issues(plan.review.assumed, plan.review.declared_conv1d),
-        K.Issue(
-            "torch tensors no target leaf takes",
-            [f"{k} {_fmt_shape(torch_shapes[k])}" + near(leaf_names, "target", k) for k in unused],
-            pair_fix,
-            "pairing",
-        ),
-        K.Issue(
-            f"{target.flavor} leaves no torch tensor fills",
-            [
-                f"{target.leaves[i].path} {_fmt_shape(target.leaves[i].shape)}"
-                + near(unused, "torch", target.leaves[i].path)
-                for i in unfilled
-            ],
-            pair_fix,
-            "pairing",
-        ),
-        *extra,
-    ]
-    if check_hyperparameters:
-        fix = (
-            "Make the JAX layers compute what torch's do, or pass check_hyperparameters=False "
-            "if the difference is intended."
-        )
-        issues.append(
-            K.Issue("layer hyperparameters that differ", plan.review.settings, fix, "strict")
-        )
-    K.settle(what, issues, strict, plan.notes)
-
-
-def _check_dtype(src: np.dtype, dst: np.dtype) -> str | None:
-    floating = jax.numpy.issubdtype
-    if not floating(dst, np.inexact):
-        return f"target dtype {dst} is not a float type"
-    if not floating(src, np.inexact):
-        return f"source dtype {src} is not a float type"
-    if floating(src, np.complexfloating) and not floating(dst, np.complexfloating):
-        return f"complex {src} cannot fill a real {dst} leaf"
-    return None
 
 
 def _prepare(
@@ -202,11 +34,11 @@ def _prepare(
     kwargs: Mapping[str, Any] | None,
     rename: Any,
     torch_types: Any,
-) -> tuple[list[P.TorchLayer], T.Target, Plan]:
+) -> tuple[list[P.TorchLayer], T.Target, L.Plan]:
     layers, aliases = P.torch_layers(source)
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(target, model, args, kwargs)
-    return layers, tgt, make_plan(layers, aliases, tgt, rename)
+    return layers, tgt, L.make_plan(layers, aliases, tgt, rename)
 
 
 def convert(
@@ -225,8 +57,8 @@ def convert(
     """The converted values of the target leaves (index -> numpy, target layout and dtype)."""
     layers, tgt, plan = _prepare(source, target, model, args, kwargs, rename, torch_types)
     values = {k: v for tl in layers for k, v in ((tl.keys[n], tl.values[n]) for n in tl.keys)}
-    out, mismatches = forward(plan, tgt, values)
-    shapes = {k: _shape(v) for k, v in values.items()}
+    out, mismatches = L.forward(plan, tgt, values)
+    shapes = {k: L.shape_of(v) for k, v in values.items()}
     # unfilled leaves are already errors under strict; planned ones that failed are mismatches
     planned = {i for step in plan.steps for i in step.leaves}
     abstract = [
@@ -235,40 +67,8 @@ def convert(
         if not strict and i not in planned and K.is_abstract(leaf.value)
     ]
     extra = [K.abstract_issue(abstract + tgt.abstract_rest, tgt.flavor)]
-    _report(what, plan, strict, tgt, shapes, mismatches, extra, check_hyperparameters)
+    L.report(what, plan, strict, tgt, shapes, mismatches, extra, check_hyperparameters)
     return tgt, out
-
-
-def forward(
-    plan: Plan, tgt: T.Target, values: Mapping[str, np.ndarray]
-) -> tuple[dict[int, np.ndarray], list[str]]:
-    """Runs the plan torch -> target: leaf index -> converted array, and the mismatches."""
-    out: dict[int, np.ndarray] = {}
-    mismatches: list[str] = []
-    for step in plan.steps:
-        arrays = [values[k] for k in step.keys]
-        src = ", ".join(f"{k} {_fmt_shape(a.shape)}" for k, a in zip(step.keys, arrays))
-        dst = ", ".join(tgt.leaves[i].path for i in step.leaves)
-        try:
-            results = step.group.fwd(*arrays)
-        except (ValueError, IndexError) as e:
-            want = ", ".join(_fmt_shape(tgt.leaves[i].shape) for i in step.leaves)
-            mismatches.append(f"torch {src} -> {dst} {want}: {e}")
-            continue
-        for i, x in zip(step.leaves, results):
-            leaf = tgt.leaves[i]
-            if tuple(x.shape) != leaf.shape:
-                mismatches.append(
-                    f"torch {src} -> {leaf.path}: converted {_fmt_shape(x.shape)}, "
-                    f"target {_fmt_shape(leaf.shape)}"
-                )
-                continue
-            bad = _check_dtype(np.dtype(x.dtype), leaf.dtype)
-            if bad:
-                mismatches.append(f"torch {src} -> {leaf.path}: {bad}")
-                continue
-            out[i] = x
-    return out, mismatches
 
 
 def _owned(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -385,8 +185,8 @@ def from_torch(
     if F.is_path(source) or mesh is not None:  # read lazily, box by box, into each sharding
         with F.opened(source) as src:
             layers, tgt, plan = _prepare(src, target, model, args, kwargs, rename, torch_types)
-            loader = F.Loader(F.reader(src, layers), tgt, plan.steps, _check_dtype)
-            _report("from_torch", plan, strict, tgt, F.shapes(layers), loader.mismatches)
+            loader = F.Loader(F.reader(src, layers), tgt, plan.steps, L.check_dtype)
+            L.report("from_torch", plan, strict, tgt, F.shapes(layers), loader.mismatches)
             return tgt.write(loader.load(F.placement(tgt, target, mesh, axis_rules)))
     tgt, out = convert(
         source,
@@ -479,21 +279,21 @@ def to_torch(
             layers, aliases = P.torch_layers(like, values=False)
             N.glob_kinds(layers, torch_types)
             tgt = T.collect(source, model, args, kwargs)
-            plan = make_plan(layers, aliases, tgt, rename)
+            plan = L.make_plan(layers, aliases, tgt, rename)
             writer = F.Writer(torch_target, like, layers, aliases, tgt, plan.steps, strict)
-            _report("to_torch", plan, strict, tgt, F.shapes(layers), writer.mismatches)
+            L.report("to_torch", plan, strict, tgt, F.shapes(layers), writer.mismatches)
             return writer.write()
     layers, aliases = P.torch_layers(torch_target, values=False)
     N.glob_kinds(layers, torch_types)
     tgt = T.collect(source, model, args, kwargs)
-    plan = make_plan(layers, aliases, tgt, rename)
+    plan = L.make_plan(layers, aliases, tgt, rename)
     template = {tl.keys[n]: tl.values[n] for tl in layers for n in tl.keys}
     out: dict[str, np.ndarray] = {}
     mismatches: list[str] = []
     for step in plan.steps:
         arrays = [tgt.read(i) for i in step.leaves]
         src = ", ".join(
-            f"{tgt.leaves[i].path} {_fmt_shape(a.shape)}" for i, a in zip(step.leaves, arrays)
+            f"{tgt.leaves[i].path} {L.fmt_shape(a.shape)}" for i, a in zip(step.leaves, arrays)
         )
         try:
             results = step.group.bwd(*arrays)
@@ -501,20 +301,20 @@ def to_torch(
             mismatches.append(f"{src} -> torch {', '.join(step.keys)}: {e}")
             continue
         for key, x in zip(step.keys, results):
-            want = _shape(template[key])
+            want = L.shape_of(template[key])
             if tuple(x.shape) != want:
                 mismatches.append(
-                    f"{src} -> torch {key}: converted {_fmt_shape(x.shape)}, torch {_fmt_shape(want)}"
+                    f"{src} -> torch {key}: converted {L.fmt_shape(x.shape)}, torch {L.fmt_shape(want)}"
                 )
                 continue
             out[key] = np.asarray(x)
-    shapes = {k: _shape(v) for k, v in template.items()}
+    shapes = {k: L.shape_of(v) for k, v in template.items()}
     source_of = {
         k: ", ".join(tgt.leaves[i].path for i in st.leaves) for st in plan.steps for k in st.keys
     }
     as_torch = {k: x.astype(P.to_numpy(template[k]).dtype) for k, x in out.items() if k in aliases}
     ties, skip = K.tie_conflicts(aliases, as_torch, template, source_of)
-    _report("to_torch", plan, strict, tgt, shapes, mismatches, [ties], check_hyperparameters)
+    L.report("to_torch", plan, strict, tgt, shapes, mismatches, [ties], check_hyperparameters)
     out = {k: x for k, x in out.items() if k not in skip}  # one write per storage
 
     if P.is_torch_module(torch_target):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxinit._src.schemes.sampling import random_bits
+
 __all__ = ["sparse_mask"]
 
 _FLOYD_CHUNK = 64  # Floyd steps whose random words are drawn in one batch
@@ -48,7 +50,7 @@ def sparse_mask(key: jax.Array, rows: int, cols: int, k: jax.Array) -> jax.Array
 
     def chunk(c, mask):
         first = c * _FLOYD_CHUNK
-        words = jax.random.bits(jax.random.fold_in(key, c), (_FLOYD_CHUNK, cols), jnp.uint32)
+        words = random_bits(jax.random.fold_in(key, c), (_FLOYD_CHUNK, cols), jnp.uint32)
 
         def step(i, mask):
             j = rows - m + first + i  # draw t uniform on [0, j]

@@ -42,6 +42,7 @@ from jaxinit._src.schemes.sampling import (
     rank_check,
     real_dtype,
     to_layout,
+    uniform_bits,
 )
 
 # constant, ones and zeros are re-exported from fill.py for the modules that
@@ -70,7 +71,7 @@ def _half_open(x: jax.Array, low: Any, high: Any) -> jax.Array:
 @kernel
 def _uniform_kernel(key, low, high, *, shape, dtype, layout):
     """U[low, high); complex: real and imaginary parts each U[low, high)."""
-    x = jax.random.uniform(key, parts(shape, dtype), sample_dtype(dtype), low, high)
+    x = uniform_bits(key, parts(shape, dtype), sample_dtype(dtype), low, high)
     return combine(_half_open(x.astype(real_dtype(dtype)), low, high), dtype)
 
 

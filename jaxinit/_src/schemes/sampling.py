@@ -15,7 +15,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src.core.dtypes import sample_dtype
-from jaxinit._src.core.family import Family
+from jaxinit._src.core.family import Family, draws_flat
 from jaxinit._src.core.initializer import CheckShape, Initializer, Params
 from jaxinit._src.core.layout import Layout, LayoutLike, as_layout, canonical_shape, torch_order
 
@@ -25,9 +25,12 @@ __all__ = [
     "make",
     "matrix_view",
     "needs_fans",
+    "normal_bits",
     "normal_draw",
     "open_uniform",
     "parts",
+    "random_bits",
+    "uniform_bits",
     "per_entry",
     "rank_check",
     "real_dtype",
@@ -115,24 +118,89 @@ def real_dtype(dtype: np.dtype) -> np.dtype:
 def open_uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
     """Uniform on the open interval (0, 1): midpoints of a 2^-m grid, m = mantissa bits.
 
-    The bits are drawn flat and reshaped: the same bits as an N-D draw
-    (threefry's counters are row-major indices), and XLA:CPU compiles a 1-D
-    draw several times faster. Only integer bits may be drawn flat: float math
-    before the reshape fuses differently once the result is sharded.
+    Under threefry2x32 the bits are :func:`random_bits`' (flat where the
+    result is known to be unsharded, N-D otherwise, so that a sharded draw is
+    partitioned along any axis: the same bits either way). Other PRNGs draw
+    them flat, as they always have here (their N-D bits would differ).
     """
-    flat = (math.prod(shape),)
+    uint = jnp.uint64 if dtype == np.float64 else jnp.uint32
+    if _threefry(key):
+        bits = random_bits(key, shape, uint)
+    else:
+        bits = jax.random.bits(key, (math.prod(shape),), uint).reshape(shape)
     if dtype == np.float64:
-        bits = jax.random.bits(key, flat, jnp.uint64).reshape(shape)
         return ((bits >> 11).astype(dtype) + 0.5) * 2.0**-53
-    bits = jax.random.bits(key, flat, jnp.uint32).reshape(shape)
     return ((bits >> 9).astype(dtype) + 0.5) * 2.0**-23
+
+
+def _threefry(key: jax.Array) -> bool:
+    """Whether ``key`` draws with threefry2x32, whose counters are row-major indices."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return str(jax.random.key_impl(key)) == "threefry2x32"
+    return str(jax.config.jax_default_prng_impl) == "threefry2x32"  # type: ignore[attr-defined]
+
+
+def random_bits(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """``jax.random.bits(key, shape, dtype)``, bit for bit; drawn flat where that is safe.
+
+    Entry ``i`` of a threefry2x32 draw of any shape is counter ``i`` (its
+    row-major index), so a flat draw reshaped gives the same bits, and XLA:CPU
+    compiles it about 3x faster than an N-D draw, which computes each counter
+    from N iotas in 64-bit arithmetic. A reshaped flat draw cannot be
+    partitioned along an inner axis, though: only a kernel whose result is
+    known to be unsharded draws flat (:func:`~jaxinit._src.core.family.draws_flat`;
+    an eager call). Other PRNGs are left to jax.
+    """
+    if len(shape) <= 1 or not draws_flat() or not _threefry(key):
+        return jax.random.bits(key, shape, dtype)
+    return jax.random.bits(key, (math.prod(shape),), dtype).reshape(shape)
+
+
+def uniform_bits(
+    key: jax.Array, shape: tuple[int, ...], dtype: Any, low: Any, high: Any
+) -> jax.Array:
+    """``jax.random.uniform(key, shape, dtype, low, high)``, bit for bit, compiled faster.
+
+    The bits come from :func:`random_bits` (flat under threefry2x32), and
+    become floats by jax's own steps (mantissa bits under exponent 0, minus 1,
+    scaled): a small 3-D weight compiles in 0.2 s instead of 0.55 s. Other
+    PRNGs, and other dtypes, are left to jax.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _threefry(key):
+        return jax.random.uniform(key, shape, dtype, low, high)
+    finfo = jnp.finfo(dtype)
+    uint = jnp.uint32 if finfo.bits == 32 else jnp.uint64
+    bits = random_bits(key, shape, uint)
+    one = np.array(1.0, dtype)
+    float_bits = jax.lax.bitwise_or(
+        jax.lax.shift_right_logical(bits, jnp.array(finfo.bits - finfo.nmant, uint)),
+        jnp.asarray(one.view(uint), dtype=uint),
+    )
+    floats = jax.lax.bitcast_convert_type(float_bits, dtype) - jnp.array(1.0, dtype)
+    low = jax.lax.broadcast_to_rank(jax.lax.convert_element_type(low, dtype), len(shape))
+    high = jax.lax.broadcast_to_rank(jax.lax.convert_element_type(high, dtype), len(shape))
+    return jax.lax.max(low, floats * (high - low) + low)
+
+
+def normal_bits(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """``jax.random.normal(key, shape, dtype)`` for a real dtype, bit for bit, compiled faster.
+
+    jax's own steps: ``sqrt(2) erfinv(u)``, ``u`` uniform on ``(-1, 1)`` (see :func:`uniform_bits`).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _threefry(key):
+        return jax.random.normal(key, shape, dtype)
+    low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    u = uniform_bits(key, shape, dtype, low, np.array(1.0, dtype))
+    return jax.lax.mul(np.array(np.sqrt(2), dtype), jax.lax.erf_inv(u))
 
 
 def normal_draw(key: jax.Array, mean: Any, std: Any, shape: tuple[int, ...], dtype: np.dtype):
     """N(mean, std^2); complex: each part N(mean, std^2 / 2), as torch's normal_."""
     if is_complex(dtype):
         std = std / math.sqrt(2.0)
-    x = jax.random.normal(key, parts(shape, dtype), sample_dtype(dtype)) * std + mean
+    x = normal_bits(key, parts(shape, dtype), sample_dtype(dtype)) * std + mean
     return combine(x, dtype)
 
 

@@ -30,6 +30,7 @@ from jaxinit._src.schemes.iid import NORMAL
 from jaxinit._src.schemes.sampling import (
     MAX_RANK,
     make,
+    normal_bits,
     normal_draw,
     per_entry,
     rank_check,
@@ -232,7 +233,7 @@ def _orthogonal_kernel(key, gain, *, shape, dtype, layout):
     sd = sample_dtype(dtype)
 
     def one(k: jax.Array) -> jax.Array:
-        flat = jax.random.normal(k, (rows, cols), sd)
+        flat = normal_bits(k, (rows, cols), sd)
         if rows < cols:
             flat = flat.T
         q, r = jnp.linalg.qr(flat)

@@ -27,7 +27,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
@@ -48,7 +47,7 @@ from jaxinit._src.schemes.iid import (
     uniform,
     uniform_bounds,
 )
-from jaxinit._src.schemes.sampling import make, needs_fans
+from jaxinit._src.schemes.sampling import make, needs_fans, uniform_bits
 
 __all__ = [
     "torch_conv_transpose_weight",
@@ -224,7 +223,7 @@ def torch_embedding(
 @kernel
 def _uniform_sum_kernel(key, low, high, terms, *, shape, dtype, layout):
     """The sum of ``terms`` (1 or 2, per block of the last axis) independent U[low, high)."""
-    u = jax.random.uniform(key, (2, *shape), sample_dtype(dtype), low, high)
+    u = uniform_bits(key, (2, *shape), sample_dtype(dtype), low, high)
     blocks = terms.shape[0] if terms.ndim else 1
     per_entry = jnp.repeat(terms, shape[-1] // blocks) if terms.ndim else terms
     return u[0] + jnp.where(per_entry >= 2, u[1], jnp.zeros((), u.dtype))

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jaxinit._src.layers.leaf import Contextual, Leaf
-from jaxinit._src.layers.registry import KINDS, kind_of
+from jaxinit._src.layers.registry import KINDS
 
 __all__ = ["Layers", "Rule", "as_rules", "describe_rule", "matches"]
 
@@ -66,7 +66,7 @@ class Layers:
 
     def matches(self, leaf: Leaf) -> bool:
         for owner in reversed(leaf.owners):
-            row = kind_of(owner.module if owner.module is not None else owner.cls)
+            row = owner.kind
             if row is not None and row.kind in self.kinds:
                 below = "/".join(leaf.path[len(owner.path) :])
                 return fnmatch.fnmatchcase(leaf.name, self.pattern) or fnmatch.fnmatchcase(

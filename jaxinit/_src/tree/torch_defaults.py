@@ -58,7 +58,7 @@ NORMS = (R.NORM, R.EQX_NORM)
 def _owner(leaf: Leaf, kinds: tuple[str, ...]) -> tuple[Owner, R.LayerKind] | None:
     """The innermost layer enclosing ``leaf`` whose kind is one of ``kinds``."""
     for owner in reversed(leaf.owners):
-        row = R.kind_of(owner.module if owner.module is not None else owner.cls)
+        row = owner.kind
         if row is not None and row.kind in kinds:
             return owner, row
     return None
