@@ -490,10 +490,14 @@ def _torch_pool(make: Callable[[], torch.nn.Module], name: str, rows=None) -> np
 
 
 def _jax_pool(init, shape, seed: int = 0) -> np.ndarray:
-    """The initializer's values on ``shape``, vmapped over enough keys for ``N_TORCH``."""
+    """The initializer's values on ``shape``, over enough keys for ``N_TORCH``.
+
+    A loop of eager calls (one compile, flat bits), not ``jax.vmap``: a vmapped
+    draw of an odd 4-D shape takes XLA:CPU seconds to compile.
+    """
     n = max(4, -(-N_TORCH // math.prod(shape)))
     keys = jax.random.split(jax.random.key(seed), n)
-    out = np.asarray(jax.vmap(lambda k: init(k, shape))(keys))
+    out = np.stack([np.asarray(init(k, shape)) for k in keys])
     assert out.shape == (n, *shape) and out.dtype == np.float32
     return out.reshape(-1)
 
