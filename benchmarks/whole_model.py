@@ -451,14 +451,15 @@ def _bert_case(name: str) -> dict:
     if name == "bert-phases":
         from jaxinit._src.flax import nnx_init as flax_nnx_init
         from jaxinit._src.tree import draw
-        from jaxinit._src.tree import rules as tree
+        from jaxinit._src.tree.plan import plan
+        from jaxinit._src.tree.rules import as_rules
 
         phases = {}
         t = time.perf_counter()
         traced = flax_nnx_init.trace_nnx(bert, key, (), {})
         phases["trace"] = time.perf_counter() - t
         t = time.perf_counter()
-        jobs = tree.plan(traced.leaves, tree.as_rules(rules), True, "keep", abstract_ok=True)
+        jobs = plan(traced.leaves, as_rules(rules), True, "keep", abstract_ok=True)
         phases["plan"] = time.perf_counter() - t
         before = sum(compiles)
         t = time.perf_counter()
