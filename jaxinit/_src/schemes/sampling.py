@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
+from jaxinit._src.core import threefry
 from jaxinit._src.core.dtypes import sample_dtype
 from jaxinit._src.core.family import Family, draws_flat
 from jaxinit._src.core.initializer import CheckShape, Initializer, Params
@@ -124,7 +125,7 @@ def open_uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax
     them flat, as they always have here (their N-D bits would differ).
     """
     uint = jnp.uint64 if dtype == np.float64 else jnp.uint32
-    if _threefry(key):
+    if threefry.is_threefry(key):
         bits = random_bits(key, shape, uint)
     else:
         bits = jax.random.bits(key, (math.prod(shape),), uint).reshape(shape)
@@ -133,27 +134,22 @@ def open_uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax
     return ((bits >> 9).astype(dtype) + 0.5) * 2.0**-23
 
 
-def _threefry(key: jax.Array) -> bool:
-    """Whether ``key`` draws with threefry2x32, whose counters are row-major indices."""
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return str(jax.random.key_impl(key)) == "threefry2x32"
-    return str(jax.config.jax_default_prng_impl) == "threefry2x32"  # type: ignore[attr-defined]
-
-
 def random_bits(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
     """``jax.random.bits(key, shape, dtype)``, bit for bit; drawn flat where that is safe.
 
-    Entry ``i`` of a threefry2x32 draw of any shape is counter ``i`` (its
-    row-major index), so a flat draw reshaped gives the same bits, and XLA:CPU
-    compiles it about 3x faster than an N-D draw, which computes each counter
-    from N iotas in 64-bit arithmetic. A reshaped flat draw cannot be
-    partitioned along an inner axis, though: only a kernel whose result is
-    known to be unsharded draws flat (:func:`~jaxinit._src.core.family.draws_flat`;
-    an eager call). Other PRNGs are left to jax.
+    Threefry2x32 bits are computed as elementwise arithmetic that fuses with
+    what follows (:func:`jaxinit._src.core.threefry.random_bits`). Entry
+    ``i`` of a draw of any shape is counter ``i`` (its row-major index), so a
+    flat draw reshaped gives the same bits, and it compiles faster than an
+    N-D draw, which computes each counter from N iotas. A reshaped flat draw
+    cannot be partitioned along an inner axis, though: only a kernel whose
+    result is known to be unsharded draws flat
+    (:func:`~jaxinit._src.core.family.draws_flat`; an eager call). Other
+    PRNGs are left to jax.
     """
-    if len(shape) <= 1 or not draws_flat() or not _threefry(key):
-        return jax.random.bits(key, shape, dtype)
-    return jax.random.bits(key, (math.prod(shape),), dtype).reshape(shape)
+    if len(shape) <= 1 or not draws_flat() or not threefry.is_threefry(key):
+        return threefry.random_bits(key, shape, dtype)
+    return threefry.random_bits(key, (math.prod(shape),), dtype).reshape(shape)
 
 
 def uniform_bits(
@@ -167,7 +163,7 @@ def uniform_bits(
     PRNGs, and other dtypes, are left to jax.
     """
     dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _threefry(key):
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not threefry.is_threefry(key):
         return jax.random.uniform(key, shape, dtype, low, high)
     finfo = jnp.finfo(dtype)
     uint = jnp.uint32 if finfo.bits == 32 else jnp.uint64
@@ -189,7 +185,7 @@ def normal_bits(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array
     jax's own steps: ``sqrt(2) erfinv(u)``, ``u`` uniform on ``(-1, 1)`` (see :func:`uniform_bits`).
     """
     dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _threefry(key):
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not threefry.is_threefry(key):
         return jax.random.normal(key, shape, dtype)
     low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
     u = uniform_bits(key, shape, dtype, low, np.array(1.0, dtype))

@@ -29,6 +29,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit._src.core.threefry import THREEFRY, block
+
 __all__ = [
     "THREEFRY",
     "fold_in_words",
@@ -38,15 +40,6 @@ __all__ = [
     "stable_hash",
     "words_key",
 ]
-
-THREEFRY = "threefry2x32"
-
-# Threefry-2x32's rotation distances, alternating by groups of four rounds
-# (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011;
-# jax/_src/random/threefry2x32.py).
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-_PARITY = 0x1BD11BDA  # Threefry's key-schedule parity constant
-_INJECTIONS = 5  # key injections after the first: 5 groups of 4 rounds = 20 rounds
 
 
 def stable_hash(path: str) -> int:
@@ -111,28 +104,6 @@ def leaf_key(key: jax.Array, path: str) -> jax.Array:
     return words_key(key, np.array([h >> 32, h & 0xFFFFFFFF], np.uint32))
 
 
-def threefry2x32(
-    key: tuple[Any, Any], x0: np.ndarray, x1: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Threefry-2x32 (20 rounds) of the counter pairs ``(x0, x1)`` (uint32 arrays) under ``key``.
-
-    The key words may be arrays too (one key per counter pair).
-    """
-    k0, k1 = np.asarray(key[0], np.uint32), np.asarray(key[1], np.uint32)
-    schedule = (k0, k1, k0 ^ k1 ^ np.uint32(_PARITY))
-    x0 = x0 + schedule[0]
-    x1 = x1 + schedule[1]
-    for i in range(_INJECTIONS):
-        for r in _ROTATIONS[i % 2]:
-            x0 = x0 + x1
-            x1 = (x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r))
-            x1 = x0 ^ x1
-        x0 = x0 + schedule[(i + 1) % 3]
-        x1 = x1 + schedule[(i + 2) % 3]
-        x1 = x1 + np.uint32(i + 1)
-    return x0, x1
-
-
 def key_impl(key: jax.Array) -> str | None:
     """The PRNG implementation's name of a typed key, or ``None`` for a legacy raw key."""
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -155,6 +126,7 @@ def fold_in_words(key: jax.Array, data: np.ndarray) -> np.ndarray | None:
         return None
     data = np.asarray(data, np.uint32).reshape(-1, 2)
     zeros = np.zeros(len(data), np.uint32)
-    k0, k1 = threefry2x32((words[0], words[1]), zeros, data[:, 0])  # fold_in(key, hi)
-    y0, y1 = threefry2x32((k0, k1), zeros, data[:, 1])  # fold_in(that, lo)
+    w0, w1 = np.asarray(words[0], np.uint32), np.asarray(words[1], np.uint32)
+    k0, k1 = block(w0, w1, zeros, data[:, 0])  # fold_in(key, hi)
+    y0, y1 = block(k0, k1, zeros, data[:, 1])  # fold_in(that, lo)
     return np.stack([y0, y1], axis=-1)
