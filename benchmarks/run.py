@@ -415,19 +415,32 @@ def measure(case: Case, reps: int, key: jax.Array) -> dict[str, Any]:
 
 
 def sampling_rates(quick: bool, reps: int) -> dict[str, float]:
-    """Values per second of the raw generators on this machine (timed interleaved)."""
+    """Values per second of the raw generators on this machine (timed interleaved).
+
+    jaxinit's rows are the same bits as jax.random's (its Threefry-2x32
+    written out, ``jaxinit._src.core.threefry``), so the difference between
+    the two is how XLA compiles them.
+    """
     import torch
+
+    from jaxinit._src.core import threefry
 
     n = 1 << (20 if quick else 24)
     key = jax.random.key(0)
     bits = jax.jit(lambda k: jax.random.bits(k, (n,), jnp.uint32))
     uniform = jax.jit(lambda k: jax.random.uniform(k, (n,)))
     normal = jax.jit(lambda k: jax.random.normal(k, (n,)))
+    our_bits = jax.jit(lambda k: threefry.random_bits(k, (n,), jnp.uint32))
+    our_uniform = jax.jit(lambda k: jaxinit.uniform()(k, (n,)))
+    our_normal = jax.jit(lambda k: jaxinit.normal()(k, (n,)))
     times = time_interleaved(
         {
             "jax.random.bits uint32": lambda: bits(key),
             "jax.random.uniform f32": lambda: uniform(key),
             "jax.random.normal f32": lambda: normal(key),
+            "jaxinit threefry bits uint32": lambda: our_bits(key),
+            "jaxinit uniform f32": lambda: our_uniform(key),
+            "jaxinit normal f32": lambda: our_normal(key),
             "torch random_ int32": lambda: torch.empty(n, dtype=torch.int32).random_(),
             "torch uniform_ f32": lambda: torch.empty(n).uniform_(),
             "torch normal_ f32": lambda: torch.empty(n).normal_(),
@@ -439,7 +452,7 @@ def sampling_rates(quick: bool, reps: int) -> dict[str, float]:
 
 def sparse_profile(quick: bool, reps: int) -> dict[str, float]:
     """Where sparse's time goes: the values, the mask, and the whole kernel."""
-    from jaxinit._src.sampling import sparse_mask
+    from jaxinit._src.schemes.floyd import sparse_mask
 
     n = 1024 if quick else 4096
     k = math.ceil(0.1 * n)

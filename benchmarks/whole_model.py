@@ -487,28 +487,43 @@ def _bert_case(name: str) -> dict:
 
 
 def _bert_main(args) -> None:
-    """Each case in a fresh process, the cases interleaved round by round; the minimum is kept."""
-    cases = ("bert-floor", "bert-eager", "bert-eager-reinit", "bert-init", "bert-phases")
-    runs: dict[str, list[dict]] = {case: [] for case in cases}
+    """Each case in a fresh process, the cases interleaved round by round; the minimum is kept.
+
+    ``--cases`` picks among them (the summary needs bert-floor, bert-eager,
+    bert-eager-reinit and bert-init); each ``--baseline`` checkout adds a
+    ``bert-init@NAME`` case, the same call with that jaxinit.
+    """
+    cases = ["bert-floor", "bert-eager", "bert-eager-reinit", "bert-init", "bert-phases"]
+    wanted = [c for c in args.cases.split(",") if c] or cases
+    envs = {case: _env(ROOT) for case in cases if case in wanted}
+    for d in args.baseline:
+        envs[f"bert-init@{Path(d).resolve().name}"] = _env(Path(d).resolve())
+    runs: dict[str, list[dict]] = {case: [] for case in envs}
     for _ in range(args.repeat):
-        for case in cases:
-            with open("/proc/loadavg") as f:
-                load = float(f.read().split()[0])
+        for case, env in envs.items():
+            load = _load()
             proc = subprocess.run(
-                [sys.executable, __file__, "--case", case],
+                [sys.executable, __file__, "--case", case.split("@")[0]],
                 capture_output=True,
                 text=True,
                 check=True,
+                env=env,
             )
             runs[case].append({**json.loads(proc.stdout.strip().splitlines()[-1]), "load": load})
+            runs[case][-1]["case"] = case
             print(case, json.dumps(runs[case][-1]), flush=True)
     results = {}
-    for case in cases:
+    for case, rs in runs.items():
         key = "seconds" if case != "bert-phases" else "trace"
-        results[case] = min(runs[case], key=lambda r: r[key])
-        results[case]["runs"] = [r[key] for r in runs[case]]
-        if case == "bert-init":
-            results[case]["warm_seconds"] = min(r["warm_seconds"] for r in runs[case])
+        results[case] = min(rs, key=lambda r: r[key])
+        results[case]["runs"] = [r[key] for r in rs]
+        if case.startswith("bert-init"):
+            results[case]["warm_seconds"] = min(r["warm_seconds"] for r in rs)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    if not {"bert-floor", "bert-eager", "bert-eager-reinit", "bert-init"} <= results.keys():
+        return
     eager, init = results["bert-eager"]["seconds"], results["bert-init"]["seconds"]
     floor = results["bert-floor"]["seconds"]
     print(
@@ -521,9 +536,12 @@ def _bert_main(args) -> None:
         f"{results['bert-eager-reinit']['seconds']:.2f} s; warm init "
         f"{results['bert-init']['warm_seconds']:.2f} s"
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    for case in [c for c in results if "@" in c]:
+        other = results[case]
+        print(
+            f"{case}: cold {other['seconds']:.2f} s = {other['seconds'] / floor:.2f}x the floor, "
+            f"warm {other['warm_seconds']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

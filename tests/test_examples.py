@@ -7,7 +7,9 @@ the terminal's width otherwise.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
+import importlib
 import importlib.util
 import os
 import re
@@ -145,3 +147,28 @@ def test_compact_table_fits_narrow_terminals(demo):
     assert demo.fitted(report, 80, wide=True) == report.table()
     assert demo.plot_path("out/hist.png", "a") == "out/hist.png"
     assert demo.plot_path("out/hist.png", "b") == "out/hist_b.png"
+
+
+def test_the_benchmarks_import_modules_and_names_that_exist():
+    """The benchmarks reach into ``jaxinit._src`` for timing a phase; a move must not break them.
+
+    Every ``from jaxinit... import name`` in ``benchmarks/*.py`` (at any
+    depth: most sit inside the function timing that phase) names a module and
+    an attribute that exist.
+    """
+    missing = []
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jaxinit"):
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError as e:
+                    missing.append(f"{script.name}:{node.lineno}: {node.module} ({e})")
+                    continue
+                missing += [
+                    f"{script.name}:{node.lineno}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name)
+                    and importlib.util.find_spec(f"{node.module}.{alias.name}") is None
+                ]
+    assert not missing, missing
