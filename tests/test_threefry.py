@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxinit._src.core import threefry
 from jaxinit._src.core.family import drawing_flat
@@ -86,3 +88,16 @@ def test_a_threefry_draw_compiles_without_a_rolled_loop():
         jax.jit(lambda k: uniform_bits(k, (64, 32), jnp.float32, 0.0, 1.0))(key),
         jax.random.uniform(key, (64, 32)),
     )
+
+
+@settings(deadline=None, max_examples=25, derandomize=True)
+@given(
+    shape=st.lists(st.integers(0, 9), min_size=0, max_size=4).map(tuple),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from(BIT_WIDTHS),
+    typed=st.booleans(),
+)
+def test_any_shape_and_key_draws_jax_random_bits(shape, seed, dtype, typed):
+    """Random shapes (empty, unit and odd axes), keys and widths: the N-D counters are jax's."""
+    key = jax.random.key(seed) if typed else jax.random.PRNGKey(seed)
+    _same(threefry.random_bits(key, shape, dtype), jax.random.bits(key, shape, dtype))
