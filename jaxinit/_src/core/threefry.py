@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from jax import lax
 
-__all__ = ["THREEFRY", "block", "is_threefry", "random_bits"]
+__all__ = ["THREEFRY", "block", "is_threefry", "key_words", "random_bits"]
 
 # Rotation distances, alternating by groups of four rounds.
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -74,15 +74,13 @@ def is_threefry(key: jax.Array) -> bool:
     return str(jax.config.jax_default_prng_impl) == THREEFRY  # type: ignore[attr-defined]
 
 
-def _key_words(key: jax.Array) -> tuple[jax.Array, jax.Array] | None:
-    """A threefry2x32 key's two words, or ``None`` for another PRNG."""
+def key_words(key: jax.Array) -> jax.Array | None:
+    """A single threefry2x32 key's ``uint32[2]`` data, or ``None`` for another PRNG or a batch of keys."""
     if not is_threefry(key):
         return None
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
     words = jax.random.key_data(key) if typed else key
-    if words.shape != (2,):
-        return None  # jax.random.bits raises its own error for a batch of keys
-    return words[0], words[1]
+    return words if words.shape == (2,) else None  # jax.random.bits rejects a batch itself
 
 
 def _row_major_index(shape: tuple[int, ...]) -> jax.Array:
@@ -112,7 +110,7 @@ def random_bits(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array
     (truncated below 32), both words for 64 bits (the first one high).
     """
     dtype = np.dtype(dtype)
-    words = _key_words(key)
+    words = key_words(key)
     width = dtype.itemsize * 8
     if (
         words is None

@@ -147,9 +147,9 @@ def random_bits(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array
     (:func:`~jaxinit._src.core.family.draws_flat`; an eager call). Other
     PRNGs are left to jax.
     """
-    if len(shape) <= 1 or not draws_flat() or not threefry.is_threefry(key):
-        return threefry.random_bits(key, shape, dtype)
-    return threefry.random_bits(key, (math.prod(shape),), dtype).reshape(shape)
+    if len(shape) > 1 and draws_flat() and threefry.is_threefry(key):
+        return threefry.random_bits(key, (math.prod(shape),), dtype).reshape(shape)
+    return threefry.random_bits(key, shape, dtype)
 
 
 def uniform_bits(

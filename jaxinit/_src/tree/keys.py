@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.core.threefry import THREEFRY, block
+from jaxinit._src.core.threefry import THREEFRY, block, key_words
 
 __all__ = [
     "THREEFRY",
@@ -117,16 +117,12 @@ def fold_in_words(key: jax.Array, data: np.ndarray) -> np.ndarray | None:
     ``None`` unless ``key`` is a concrete threefry2x32 key (a typed one, or a
     legacy ``uint32[2]`` key under the default threefry2x32 implementation).
     """
-    impl = key_impl(key)
-    default = str(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
-    if isinstance(key, jax.core.Tracer) or (impl or default) != THREEFRY:
-        return None
-    words: Any = np.asarray(jax.random.key_data(key) if impl is not None else key)
-    if words.shape != (2,):
+    words = None if isinstance(key, jax.core.Tracer) else key_words(key)
+    if words is None:
         return None
     data = np.asarray(data, np.uint32).reshape(-1, 2)
     zeros = np.zeros(len(data), np.uint32)
-    w0, w1 = np.asarray(words[0], np.uint32), np.asarray(words[1], np.uint32)
+    w0, w1 = np.asarray(words, np.uint32)  # on the host: no jax op on the concrete key
     k0, k1 = block(w0, w1, zeros, data[:, 0])  # fold_in(key, hi)
     y0, y1 = block(k0, k1, zeros, data[:, 1])  # fold_in(that, lo)
     return np.stack([y0, y1], axis=-1)
